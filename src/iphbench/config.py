@@ -1,0 +1,236 @@
+"""Typed study configuration, loaded from YAML and saved resolved next to its results.
+
+One study YAML holds every setting of the paper's method (DESIGN.md, "The method").
+Unknown keys are errors, so a typo never silently falls back to a default.
+
+Example:
+    >>> cfg = StudyConfig.from_dict({"cohort": "cohort.csv", "out": "study", "train": {"epochs": 3}})
+    >>> cfg.train.epochs, cfg.train.lr
+    (3, 0.0005)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+MODEL_NAMES: tuple[str, ...] = ("unet", "attention_unet", "fpn", "transunet")
+VIEW_NAMES: tuple[str, ...] = ("2DAxi", "2DCor", "2DSag")
+
+
+@dataclass
+class PrepConfig:
+    """Preprocessing (paper section 3.2)."""
+
+    brain_extraction: str = "ct"  # "ct" (fast threshold-based default), "synthstrip" (needs mri_synthstrip), "none"
+    hu_min: float = -30.0  # lower HU clip (paper: -30)
+    hu_max: float = 100.0  # upper HU clip (paper: 100)
+    out_min: float = 0.0  # value that hu_min maps to after min-max (paper: 0)
+    out_max: float = 1.0  # value that hu_max maps to after min-max (paper: 1)
+    target_spacing: list[float] | None = None  # resample to this spacing in mm (x, y, z); None = off, as the paper
+    patch_size: int = 64  # cubic patch side in voxels; volumes are zero-padded to multiples of it (paper: 64)
+    mask_labels: list[int] | None = None  # label values counted as hemorrhage; None = any non-zero voxel
+
+
+@dataclass
+class ModelConfig:
+    """Which architectures to train and how wide (paper section 3.3)."""
+
+    names: list[str] = field(default_factory=lambda: list(MODEL_NAMES))  # subset of unet, attention_unet, fpn, transunet
+    width: int = 64  # channels of the first VGG16 block; 64 is the paper's VGG16
+    batch_norm: bool = True  # batch norm after each encoder convolution (VGG16-BN)
+    pretrained: str | None = None  # optional local file with ImageNet VGG16 weights; never downloaded
+    kwargs: dict[str, Any] = field(default_factory=dict)  # extra per-architecture settings, e.g. transformer depth
+
+
+@dataclass
+class FoldsConfig:
+    """Subject-level cross-validation (paper section 3.5)."""
+
+    scheme: str = "kfold"  # "kfold" (stratified by site) or "loso" (leave one site out)
+    k: int = 5  # number of folds for kfold (paper: 5)
+    val_fraction: float = 0.15  # share of each fold's training subjects held out for model selection
+    seed: int = 0  # seed of the split
+
+
+@dataclass
+class TrainConfig:
+    """Training of one (model, view, fold) run (paper section 3.4)."""
+
+    epochs: int = 300  # maximum epochs (paper: 300)
+    lr: float = 5e-4  # Adam learning rate (paper: 5e-4)
+    batch_size: int = 256  # slices per optimisation step
+    early_stopping_patience: int = 30  # epochs without a better validation IoU before stopping; 0 = never stop early
+    plateau_patience: int = 10  # ReduceLROnPlateau patience on the validation loss
+    plateau_factor: float = 0.5  # ReduceLROnPlateau factor
+    dice_beta: float = 1.0  # beta of the F-beta Dice loss (paper eq. 1)
+    focal_alpha: float = 0.25  # focal loss alpha (paper eq. 2)
+    focal_gamma: float = 2.0  # focal loss gamma (paper eq. 2)
+    steps_per_epoch: int | None = None  # optimisation steps per epoch; None = one pass over the training slices
+    seed: int = 0  # seed of initialisation and sampling
+    device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
+    amp: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp32"
+    channels_last: bool = True  # channels-last memory format on CUDA
+    compile: bool = False  # torch.compile the model on CUDA
+    gpu_resident: bool = True  # keep the training slices on the GPU when they fit
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation protocols and thresholds (DESIGN.md, "Beyond the paper")."""
+
+    protocols: list[str] = field(default_factory=lambda: ["paper", "full"])  # "paper" (lesion patches) and/or "full" (brain)
+    threshold: float = 0.5  # probability threshold after fusion
+    save_predictions: bool = True  # write predicted masks as NIfTI in each scan's own grid
+    batch_size: int = 512  # slices per inference batch
+
+
+@dataclass
+class StudyConfig:
+    """A whole study: cohort, preprocessing, grid, training, evaluation and output folder."""
+
+    cohort: str = "cohort.csv"  # cohort manifest CSV (relative to the YAML file's folder)
+    out: str = "study"  # study folder (relative to the YAML file's folder)
+    name: str = "iph-study"  # a label shown in the report
+    views: list[str] = field(default_factory=lambda: list(VIEW_NAMES))  # subset of 2DAxi, 2DCor, 2DSag
+    prep: PrepConfig = field(default_factory=PrepConfig)
+    models: ModelConfig = field(default_factory=ModelConfig)
+    folds: FoldsConfig = field(default_factory=FoldsConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        bad_views = [v for v in self.views if v not in VIEW_NAMES]
+        if bad_views:
+            raise ConfigError(f"unknown views {bad_views}; valid views are {list(VIEW_NAMES)}")
+        bad_models = [m for m in self.models.names if m not in MODEL_NAMES]
+        if bad_models:
+            raise ConfigError(f"unknown models {bad_models}; valid models are {list(MODEL_NAMES)}")
+        if self.folds.scheme not in ("kfold", "loso"):
+            raise ConfigError(f"folds.scheme must be 'kfold' or 'loso', got {self.folds.scheme!r}")
+        bad_protocols = [p for p in self.eval.protocols if p not in ("paper", "full")]
+        if bad_protocols:
+            raise ConfigError(f"unknown protocols {bad_protocols}; valid protocols are ['paper', 'full']")
+
+    # -- loading and saving -------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StudyConfig:
+        """Build from a plain dict (as loaded from YAML); unknown keys raise ConfigError."""
+        return _from_dict(cls, data, "study")
+
+    @classmethod
+    def load(cls, path: str | Path) -> StudyConfig:
+        """Load a study YAML; relative ``cohort`` and ``out`` are resolved against its folder."""
+        path = Path(path)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except FileNotFoundError:
+            raise ConfigError(f"study file {path} does not exist") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"study file {path} is not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"study file {path} must hold a mapping of settings, got {type(data).__name__}")
+        cfg = cls.from_dict(data)
+        base = path.resolve().parent
+        cfg.cohort = str((base / cfg.cohort).resolve())
+        cfg.out = str((base / cfg.out).resolve())
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    def save(self, path: str | Path) -> None:
+        """Save the resolved config (atomically)."""
+        from iphbench._files import atomic_write_text
+
+        atomic_write_text(path, self.to_yaml())
+
+
+class ConfigError(ValueError):
+    """A study or preprocessing configuration is invalid."""
+
+
+def config_hash(obj: Any) -> str:
+    """Stable short hash of a dataclass or plain structure (sorted JSON, SHA-256, 16 hex chars)."""
+    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
+    blob = json.dumps(data, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+T = TypeVar("T")
+
+
+def _from_dict(cls: type[T], data: Any, where: str) -> T:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {unknown} in {where}; valid settings are {sorted(fields)}")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        tp = hints[name]
+        kwargs[name] = _coerce(tp, value, f"{where}.{name}")
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _from_dict(tp, value, where)  # type: ignore[arg-type]
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(arg, value, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(f"{where}: {value!r} does not fit {tp}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is Any:
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return str(value)
+    return value

@@ -1,0 +1,129 @@
+"""The ``Volume`` type: a 3D scan or mask in canonical RAS+ voxel order, with the way back to its file.
+
+Canonical orientation (documented once, used everywhere): after reading, voxel axes are
+reordered and flipped (never resampled) to the closest RAS+ orientation of the file's
+affine, as ``nibabel.as_closest_canonical`` does. Increasing array index 0 then moves
+towards the patient's Right, index 1 towards Anterior and index 2 towards Superior, so
+the axial, coronal and sagittal views are fixed array axes for every input (see
+``iphbench.views``). Oblique scans keep their obliquity in ``affine``; only the closest
+axis order is used.
+
+``SourceGrid`` remembers the file's own shape, affine and the permutation/flip that was
+applied, so a predicted mask is written back in the exact grid and orientation of the
+file it came from: read → write → read returns the same array and affine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from nibabel import orientations as ornt_mod
+
+
+class VolumeReadError(OSError):
+    """A scan or mask could not be read; the message names the file and the cause."""
+
+
+@dataclass
+class SourceGrid:
+    """How a canonical array maps back to the file it was read from."""
+
+    shape: tuple[int, ...]  # array shape in the file's own voxel order
+    affine: np.ndarray  # the file's voxel→world (RAS mm) affine
+    ornt: np.ndarray  # nibabel orientation transform from file axes to canonical axes (3×2)
+    path: str | None = None  # the file or DICOM folder it came from
+    format: str = "nifti"  # "nifti", "nrrd", "mha", "dicom"
+    meta: dict[str, object] = field(default_factory=dict)  # format extras (e.g. DICOM series UID)
+
+
+@dataclass
+class Volume:
+    """A 3D array in canonical RAS+ voxel order with its affine (mm) and its source grid.
+
+    Attributes:
+        array: voxel values; HU (float32) for scans, {0, 1} (uint8) for masks.
+        affine: 4×4 voxel→world (RAS, mm) affine of ``array``.
+        source: the file's own grid, for writing results back aligned with the input.
+    """
+
+    array: np.ndarray
+    affine: np.ndarray
+    source: SourceGrid
+
+    @property
+    def spacing(self) -> tuple[float, float, float]:
+        """Voxel size in mm along the canonical axes (x, y, z)."""
+        sp = np.sqrt((np.asarray(self.affine)[:3, :3] ** 2).sum(axis=0))
+        return (float(sp[0]), float(sp[1]), float(sp[2]))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.array.shape)
+
+    @property
+    def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in mL (1 mL = 1000 mm³)."""
+        sx, sy, sz = self.spacing
+        return sx * sy * sz / 1000.0
+
+    def to_source(self, array: np.ndarray) -> np.ndarray:
+        """Map a canonical-grid array (same shape as ``self.array``) back to the file's voxel order."""
+        if tuple(array.shape) != self.shape:
+            raise ValueError(f"array shape {array.shape} does not match the volume's canonical shape {self.shape}")
+        inverse = ornt_mod.ornt_transform(ornt_mod.axcodes2ornt(("R", "A", "S")), _source_ornt(self.source))
+        return np.asarray(ornt_mod.apply_orientation(array, inverse))
+
+    def with_array(self, array: np.ndarray) -> Volume:
+        """A new Volume on the same grid holding ``array``."""
+        if tuple(array.shape) != self.shape:
+            raise ValueError(f"array shape {array.shape} does not match the volume's shape {self.shape}")
+        return Volume(array=array, affine=self.affine.copy(), source=self.source)
+
+
+def _source_ornt(source: SourceGrid) -> np.ndarray:
+    return ornt_mod.io_orientation(source.affine)
+
+
+def canonicalize(array: np.ndarray, affine: np.ndarray, source: SourceGrid) -> Volume:
+    """Reorder and flip a file-grid ``array`` into canonical RAS+ order (no resampling)."""
+    if array.ndim != 3:
+        raise VolumeReadError(f"{source.path}: expected a 3D volume, got shape {array.shape}")
+    file_ornt = ornt_mod.io_orientation(affine)
+    transform = ornt_mod.ornt_transform(file_ornt, ornt_mod.axcodes2ornt(("R", "A", "S")))
+    canon = np.ascontiguousarray(ornt_mod.apply_orientation(array, transform))
+    canon_affine = affine @ ornt_mod.inv_ornt_aff(transform, array.shape)
+    source.ornt = transform
+    return Volume(array=canon, affine=canon_affine, source=source)
+
+
+def read_nifti(path: str | Path, dtype: type | np.dtype = np.float32) -> Volume:
+    """Read a NIfTI file (.nii or .nii.gz) into a canonical Volume (scl_slope/inter applied)."""
+    path = Path(path)
+    try:
+        img = nib.load(str(path))
+        data = np.asarray(img.dataobj, dtype=np.float64 if np.dtype(dtype).kind == "f" else None)
+    except Exception as exc:  # nibabel raises many types for corrupt files
+        raise VolumeReadError(f"cannot read NIfTI file {path}: {exc}") from None
+    data = np.squeeze(data) if data.ndim == 4 and data.shape[3] == 1 else data
+    affine = np.asarray(img.affine, dtype=np.float64)
+    source = SourceGrid(shape=tuple(data.shape), affine=affine, ornt=np.zeros((3, 2)), path=str(path), format="nifti")
+    vol = canonicalize(np.asarray(data).astype(dtype, copy=False), affine, source)
+    return vol
+
+
+def write_nifti_like(array: np.ndarray, like: Volume, path: str | Path, dtype: type | np.dtype = np.uint8) -> Path:
+    """Write a canonical-grid array as NIfTI in the exact grid and orientation of ``like``'s source file."""
+    from iphbench._files import atomic_path
+
+    path = Path(path)
+    data = like.to_source(np.asarray(array)).astype(dtype, copy=False)
+    img = nib.Nifti1Image(data, like.source.affine)
+    img.set_qform(like.source.affine, code=1)
+    img.set_sform(like.source.affine, code=1)
+    suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
+    with atomic_path(path, suffix=suffix) as tmp:
+        nib.save(img, str(tmp))
+    return path
