@@ -56,6 +56,13 @@ def inverse_permutation(view: str) -> tuple[int, int, int]:
     return (inv[0], inv[1], inv[2])
 
 
+def _permute(array: ArrayT, axes: tuple[int, ...]) -> ArrayT:
+    """Reorder all axes of a NumPy array or a torch tensor (torch's ``transpose`` swaps only two)."""
+    if hasattr(array, "permute"):
+        return array.permute(*axes)
+    return array.transpose(*axes)  # type: ignore[attr-defined]
+
+
 def to_slices(volume: ArrayT, view: str) -> ArrayT:
     """Cut a volume ``(X, Y, Z)`` or a batch ``(B, X, Y, Z)`` into 2D slices of ``view``.
 
@@ -73,11 +80,11 @@ def to_slices(volume: ArrayT, view: str) -> ArrayT:
     perm = permutation(view)
     ndim = volume.ndim  # type: ignore[attr-defined]
     if ndim == 3:
-        return volume.transpose(*perm)  # type: ignore[attr-defined,no-any-return]
+        return _permute(volume, perm)
     if ndim == 4:
-        moved = volume.transpose(0, *(p + 1 for p in perm))  # type: ignore[attr-defined]
-        b, s, h, w = moved.shape
-        return moved.reshape(b * s, h, w)  # type: ignore[no-any-return]
+        moved = _permute(volume, (0, *(p + 1 for p in perm)))
+        b, s, h, w = moved.shape  # type: ignore[attr-defined]
+        return moved.reshape(b * s, h, w)  # type: ignore[attr-defined]
     raise ValueError(f"to_slices expects a 3D volume or a 4D batch, got {ndim} dimensions")
 
 
@@ -86,13 +93,13 @@ def from_slices(slices: ArrayT, view: str, shape: tuple[int, ...]) -> ArrayT:
     perm = permutation(view)
     inv = inverse_permutation(view)
     if len(shape) == 3:
-        return slices.transpose(*inv)  # type: ignore[attr-defined,no-any-return]
+        return _permute(slices, inv)
     if len(shape) == 4:
         b = shape[0]
         spatial = shape[1:]
         moved_shape = (b, *(spatial[p] for p in perm))
         vol = slices.reshape(moved_shape)  # type: ignore[attr-defined]
-        return vol.transpose(0, *(i + 1 for i in inv))  # type: ignore[no-any-return]
+        return _permute(vol, (0, *(i + 1 for i in inv)))
     raise ValueError(f"from_slices expects a 3D or 4D target shape, got {shape}")
 
 
