@@ -48,7 +48,7 @@ class ModelConfig:
     width: int = 64  # channels of the first VGG16 block; 64 is the paper's VGG16
     batch_norm: bool = True  # batch norm after each encoder convolution (VGG16-BN)
     pretrained: str | None = None  # optional local file with ImageNet VGG16 weights; never downloaded
-    kwargs: dict[str, Any] = field(default_factory=dict)  # extra per-architecture settings, e.g. transformer depth
+    kwargs: dict[str, Any] = field(default_factory=dict)  # per-architecture extras: {name: {kwarg: value}}, e.g. {"transunet": {"depth": 4}}
 
 
 @dataclass
