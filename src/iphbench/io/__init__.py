@@ -1,7 +1,38 @@
-"""Reading scans and masks into canonical ``Volume`` objects and writing results back aligned."""
+"""Reading scans and masks into canonical ``Volume`` objects and writing results back aligned.
+
+Public API (docs/io.md):
+    read_volume, read_mask, write_mask_like   scans and masks in NIfTI, NRRD, MHA or DICOM series folders
+    iphbench.io.cohort                        load_cohort, validate_cohort (cohort manifest)
+    iphbench.io.nnunet                        import_nnunet (nnU-Net v2 raw dataset → cohort.csv)
+"""
 
 from __future__ import annotations
 
-from iphbench.io.volume import SourceGrid, Volume, VolumeReadError, canonicalize, read_nifti, write_nifti_like
+from iphbench.io.mask import MaskError, binarize_mask, grid_mismatch, read_mask, write_mask_like
+from iphbench.io.read import detect_format, read_volume
+from iphbench.io.volume import (
+    SourceGrid,
+    Volume,
+    VolumeReadError,
+    canonicalize,
+    check_voxels,
+    read_nifti,
+    write_nifti_like,
+)
 
-__all__ = ["SourceGrid", "Volume", "VolumeReadError", "canonicalize", "read_nifti", "write_nifti_like"]
+__all__ = [
+    "MaskError",
+    "SourceGrid",
+    "Volume",
+    "VolumeReadError",
+    "binarize_mask",
+    "canonicalize",
+    "check_voxels",
+    "detect_format",
+    "grid_mismatch",
+    "read_mask",
+    "read_nifti",
+    "read_volume",
+    "write_mask_like",
+    "write_nifti_like",
+]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nibabel as nib
 import numpy as np
@@ -72,7 +73,9 @@ class Volume:
     def to_source(self, array: np.ndarray) -> np.ndarray:
         """Map a canonical-grid array (same shape as ``self.array``) back to the file's voxel order."""
         if tuple(array.shape) != self.shape:
-            raise ValueError(f"array shape {array.shape} does not match the volume's canonical shape {self.shape}")
+            raise ValueError(
+                f"array shape {array.shape} does not match the volume's canonical shape {self.shape}"
+            )
         inverse = ornt_mod.ornt_transform(ornt_mod.axcodes2ornt(("R", "A", "S")), _source_ornt(self.source))
         return np.asarray(ornt_mod.apply_orientation(array, inverse))
 
@@ -99,22 +102,62 @@ def canonicalize(array: np.ndarray, affine: np.ndarray, source: SourceGrid) -> V
     return Volume(array=canon, affine=canon_affine, source=source)
 
 
+def check_voxels(data: np.ndarray, path: str | Path, finite: bool = True) -> np.ndarray:
+    """Return ``data`` as a 3D array or raise a ``VolumeReadError`` that says what is wrong with it.
+
+    A trailing axis of length 1 (a 4D file holding one volume) is dropped. 2D images,
+    4D files with several volumes and (when ``finite``) NaN or infinite voxels are refused.
+    """
+    while data.ndim > 3 and data.shape[-1] == 1:
+        data = data[..., 0]
+    if data.ndim == 2 or (data.ndim == 3 and 0 in data.shape):
+        raise VolumeReadError(
+            f"{path}: is a 2D image (shape {data.shape}); iphbench needs a 3D CT volume "
+            "(for a DICOM series, pass the folder that holds all its slices)"
+        )
+    if data.ndim > 3:
+        n = int(np.prod(data.shape[3:]))
+        raise VolumeReadError(
+            f"{path}: holds {n} volumes (shape {data.shape}); iphbench needs one 3D CT volume per file: "
+            "split the series (e.g. keep the first volume) and point the cohort at that file"
+        )
+    if data.ndim != 3:
+        raise VolumeReadError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    if finite and data.dtype.kind == "f":
+        n_nan = int(np.isnan(data).sum())
+        n_inf = int(np.isinf(data).sum())
+        if n_nan or n_inf:
+            raise VolumeReadError(
+                f"{path}: contains {n_nan} NaN and {n_inf} infinite voxels; "
+                "replace them (e.g. with -1024 HU for air) before using this scan"
+            )
+    return data
+
+
 def read_nifti(path: str | Path, dtype: type | np.dtype = np.float32) -> Volume:
-    """Read a NIfTI file (.nii or .nii.gz) into a canonical Volume (scl_slope/inter applied)."""
+    """Read a NIfTI file (.nii or .nii.gz) into a canonical Volume (scl_slope/inter applied).
+
+    Raises:
+        VolumeReadError: unreadable file, 2D or multi-volume data, NaN or infinite voxels.
+    """
     path = Path(path)
     try:
-        img = nib.load(str(path))
+        img: Any = nib.load(str(path))
         data = np.asarray(img.dataobj, dtype=np.float64 if np.dtype(dtype).kind == "f" else None)
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise VolumeReadError(f"cannot read NIfTI file {path}: {exc}") from None
-    data = np.squeeze(data) if data.ndim == 4 and data.shape[3] == 1 else data
+    data = check_voxels(data, path)
     affine = np.asarray(img.affine, dtype=np.float64)
-    source = SourceGrid(shape=tuple(data.shape), affine=affine, ornt=np.zeros((3, 2)), path=str(path), format="nifti")
+    source = SourceGrid(
+        shape=tuple(data.shape), affine=affine, ornt=np.zeros((3, 2)), path=str(path), format="nifti"
+    )
     vol = canonicalize(np.asarray(data).astype(dtype, copy=False), affine, source)
     return vol
 
 
-def write_nifti_like(array: np.ndarray, like: Volume, path: str | Path, dtype: type | np.dtype = np.uint8) -> Path:
+def write_nifti_like(
+    array: np.ndarray, like: Volume, path: str | Path, dtype: type | np.dtype = np.uint8
+) -> Path:
     """Write a canonical-grid array as NIfTI in the exact grid and orientation of ``like``'s source file."""
     from iphbench._files import atomic_path
 
