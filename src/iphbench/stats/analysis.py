@@ -1,0 +1,212 @@
+"""The whole statistical analysis of one protocol and orientation (paper sections 3.5 and 4).
+
+:func:`run_stats` is a pure function of the metrics table: for each metric (F-measure, IoU,
+d_H95) it fits the per-style OLS of paper eq. 6, the one-way ANOVA across styles, the post-hoc
+pairwise t-tests (unpaired with Bonferroni as in the paper; paired as an addition), the
+random-site-intercept mixed model, and the volume agreement. Nothing is read or written here;
+:func:`iphbench.stats.write.write_stats` stores the result under ``<study>/stats/``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from iphbench.stats.agreement import FalsePositiveFree, VolumeAgreement, false_positive_free, volume_agreement
+from iphbench.stats.comparison import (
+    AnovaResult,
+    PairwiseResult,
+    one_way_anova,
+    pairwise_paired,
+    pairwise_unpaired,
+)
+from iphbench.stats.metrics_table import (
+    METRIC_LABELS,
+    MetricsTableError,
+    display_name,
+    ordered_styles,
+    select_rows,
+)
+from iphbench.stats.regression import MixedResult, OLSResult, fit_mixed, fit_ols
+
+log = logging.getLogger(__name__)
+
+DEFAULT_METRICS: tuple[str, ...] = ("dice", "iou", "hd95_mm")
+
+
+@dataclass
+class RowCounts:
+    """How many subject-rows of one metric entered the models and how many were left out, and why."""
+
+    used: int  # subject × style rows in the models
+    hemorrhage_free: int  # left out: ref_ml == 0 (full protocol)
+    nan_metric: int  # left out: metric is NaN (missed lesion or false alarm for d_H95)
+    missing_covariate: int  # left out: no age or sex
+
+
+@dataclass
+class MetricStats:
+    """All the statistics of one metric."""
+
+    metric: str
+    counts: RowCounts
+    ols: list[OLSResult]  # one per style that could be fitted
+    mixed: list[MixedResult]  # one per style (empty for a single-site cohort)
+    anova: AnovaResult | None
+    unpaired: list[PairwiseResult]  # the paper's post-hoc tests
+    paired: list[PairwiseResult]  # beyond the paper
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ProtocolStats:
+    """Statistics of one protocol and orientation."""
+
+    protocol: str
+    orientation: str
+    styles: list[str]  # in display order
+    n_subjects: int  # distinct subjects with a hemorrhage in this selection
+    n_sites: int
+    min_site_n: int
+    metrics: dict[str, MetricStats]
+    agreement: list[VolumeAgreement]
+    false_positive_free: list[FalsePositiveFree]
+    notes: list[str] = field(default_factory=list)
+
+
+def run_stats(
+    df: pd.DataFrame,
+    orientation: str = "2.5D",
+    protocol: str = "paper",
+    metrics: tuple[str, ...] = DEFAULT_METRICS,
+    min_site_n: int = 3,
+    mixed: bool = True,
+    pool_sd: bool = True,
+) -> ProtocolStats:
+    """Run the paper's statistics (and the additions) on one protocol and orientation.
+
+    Args:
+        df: the metrics table (:func:`iphbench.stats.metrics_table.load_metrics`).
+        orientation: rows to analyse (paper: 2.5D is the headline; any orientation works).
+        protocol: ``paper`` or ``full``.
+        metrics: outcome columns.
+        min_site_n: sites with fewer subjects are pooled in the fixed-effect models.
+        mixed: also fit the random-site-intercept mixed models (the slowest part).
+        pool_sd: post-hoc unpaired tests with the pooled sd of R's ``pairwise.t.test`` (True) or Welch (False).
+
+    Raises:
+        MetricsTableError: no rows for this orientation and protocol.
+    """
+    sel_all = df[(df["orientation"] == orientation) & (df["protocol"] == protocol)]
+    if sel_all.empty:
+        have = sorted(set(zip(df["protocol"], df["orientation"], strict=True)))
+        raise MetricsTableError(
+            f"metrics.csv has no rows for protocol {protocol!r}, orientation {orientation!r}; it has {have}"
+        )
+    styles = ordered_styles(sel_all["style"].unique())
+    positive = sel_all[sel_all["ref_ml"] > 0]
+    notes: list[str] = []
+    n_sites = int(positive["site"].nunique())
+    if n_sites == 1:
+        notes.append("the cohort has a single site: the site term and the mixed model are left out")
+    out: dict[str, MetricStats] = {}
+    for metric in metrics:
+        out[metric] = _metric_stats(
+            sel_all, metric, orientation, protocol, styles, min_site_n, mixed, pool_sd
+        )
+    return ProtocolStats(
+        protocol=protocol,
+        orientation=orientation,
+        styles=styles,
+        n_subjects=int(positive["subject"].nunique()),
+        n_sites=n_sites,
+        min_site_n=min_site_n,
+        metrics=out,
+        agreement=[volume_agreement(sel_all, s) for s in styles],
+        false_positive_free=[fp for s in styles if (fp := false_positive_free(sel_all, s)) is not None],
+        notes=notes,
+    )
+
+
+def _metric_stats(
+    df: pd.DataFrame,
+    metric: str,
+    orientation: str,
+    protocol: str,
+    styles: list[str],
+    min_site_n: int,
+    mixed: bool,
+    pool_sd: bool,
+) -> MetricStats:
+    sel = select_rows(df, metric, orientation, protocol, styles)
+    rows = sel.rows
+    counts = RowCounts(len(rows), sel.n_hemorrhage_free, sel.n_nan, sel.n_missing_covariate)
+    notes = []
+    label = METRIC_LABELS.get(metric, metric)
+    if sel.n_nan:
+        notes.append(f"{sel.n_nan} subject-rows with no {label} (missed lesion or false alarm) were excluded")
+    if sel.n_missing_covariate:
+        notes.append(
+            f"{sel.n_missing_covariate} subject-rows without age or sex were excluded from the models"
+        )
+    ols, mixed_res = [], []
+    for style in styles:
+        srows = rows[rows["style"] == style]
+        try:
+            ols.append(fit_ols(srows, metric, style, min_site_n))
+        except ValueError as exc:
+            notes.append(f"{display_name(style)}: regression not fitted ({exc})")
+            log.warning("%s", exc)
+        if mixed and srows["site"].nunique() > 1:
+            m = fit_mixed(srows, metric, style)
+            if m is not None:
+                mixed_res.append(m)
+    anova = None
+    try:
+        anova = one_way_anova(rows, metric, styles)
+    except ValueError as exc:
+        notes.append(f"ANOVA not computed: {exc}")
+    return MetricStats(
+        metric=metric,
+        counts=counts,
+        ols=ols,
+        mixed=mixed_res,
+        anova=anova,
+        unpaired=pairwise_unpaired(rows, metric, styles, pool_sd=pool_sd),
+        paired=pairwise_paired(rows, metric, styles),
+        notes=notes,
+    )
+
+
+def collect_notes(ps: ProtocolStats) -> list[str]:
+    """Every note of a protocol's analysis, de-duplicated: one line per distinct note, naming where it applies.
+
+    A note raised for every style of a metric is written once for the metric; a note raised for
+    every metric is written once for the analysis.
+    """
+    where: dict[str, list[tuple[str, str]]] = {}
+    for metric, ms in ps.metrics.items():
+        for n in ms.notes:
+            where.setdefault(n, []).append((metric, "*"))
+        for o in ms.ols:
+            for n in o.notes:
+                where.setdefault(n, []).append((metric, o.style))
+        for m in ms.mixed:
+            for n in m.notes:
+                where.setdefault(f"mixed model: {n}", []).append((metric, m.style))
+    out = list(ps.notes)
+    all_metrics = list(ps.metrics)
+    for note, places in where.items():
+        metrics = list(dict.fromkeys(m for m, _ in places))
+        styles = list(dict.fromkeys(s for _, s in places if s != "*"))
+        full_styles = not styles or set(styles) == set(ps.styles)
+        if full_styles and metrics == all_metrics:
+            out.append(note)
+        elif full_styles:
+            out.append(f"{', '.join(METRIC_LABELS.get(m, m) for m in metrics)}: {note}")
+        else:
+            shown = ", ".join(display_name(s) for s in styles)
+            out.append(f"{', '.join(METRIC_LABELS.get(m, m) for m in metrics)} ({shown}): {note}")
+    return out
