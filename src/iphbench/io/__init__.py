@@ -8,6 +8,7 @@ Public API (docs/io.md):
 
 from __future__ import annotations
 
+from iphbench.io.cohort import CohortError, Issue, ValidationReport, load_cohort, validate_cohort
 from iphbench.io.mask import MaskError, binarize_mask, grid_mismatch, read_mask, write_mask_like
 from iphbench.io.read import detect_format, read_volume
 from iphbench.io.volume import (
@@ -21,8 +22,11 @@ from iphbench.io.volume import (
 )
 
 __all__ = [
+    "CohortError",
+    "Issue",
     "MaskError",
     "SourceGrid",
+    "ValidationReport",
     "Volume",
     "VolumeReadError",
     "binarize_mask",
@@ -30,9 +34,11 @@ __all__ = [
     "check_voxels",
     "detect_format",
     "grid_mismatch",
+    "load_cohort",
     "read_mask",
     "read_nifti",
     "read_volume",
+    "validate_cohort",
     "write_mask_like",
     "write_nifti_like",
 ]
