@@ -1,0 +1,251 @@
+"""Where the runs of a study grid execute: ``local`` (this machine) or ``ray`` (a Ray cluster).
+
+A run is a plain dict (:func:`job`) handed to :func:`execute_run`, which rebuilds everything
+from the study folder, trains, and returns a plain dict. A failing run writes its traceback
+to ``error.txt`` in its folder and returns ``status="failed"``; it never stops the others.
+
+- ``local``: one run at a time on one device, in this process; with several visible GPUs,
+  one worker process per GPU, each taking the next run from a shared queue.
+- ``ray``: each run is a Ray task holding one GPU (``num_gpus=1``) when the cluster has GPUs,
+  else one CPU. ``address`` joins a running cluster (``ray start --head`` on one node,
+  ``ray start --address HEAD:6379`` on the others); without it a local Ray instance is
+  started for the study and stopped after it. The study folder must be on storage that every
+  node sees at the same path (the tasks read ``prep/`` and write ``runs/`` there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import multiprocessing
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Job = dict[str, Any]
+Outcome = dict[str, Any]
+StartCb = Callable[[Job], None]
+EndCb = Callable[[Job, Outcome], None]
+
+EXECUTORS: tuple[str, ...] = ("local", "ray")
+
+
+class ExecutorError(RuntimeError):
+    """An executor cannot start (e.g. Ray is not installed or the cluster is unreachable)."""
+
+
+def job(config_dict: dict[str, Any], model: str, view: str, fold: int, device: str | None = None) -> Job:
+    """A picklable description of one run: the resolved study config plus (model, view, fold, device)."""
+    return {"config": config_dict, "model": model, "view": view, "fold": int(fold), "device": device}
+
+
+def run_dir_of(out: str | Path, model: str, view: str, fold: int) -> Path:
+    """``<out>/runs/<model>/<view>/fold<k>`` (docs/formats.md)."""
+    return Path(out) / "runs" / model / view / f"fold{fold}"
+
+
+def execute_run(spec: Job) -> Outcome:
+    """Train one run of a prepared study (store and folds.csv present); never raises for a run failure."""
+    import dataclasses
+
+    from iphbench.config import StudyConfig
+    from iphbench.training.folds import read_folds
+    from iphbench.training.trainer import train_run
+
+    cfg = StudyConfig.from_dict(spec["config"])
+    run_dir = run_dir_of(cfg.out, spec["model"], spec["view"], spec["fold"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    error_path = run_dir / "error.txt"
+    with contextlib.suppress(FileNotFoundError):
+        error_path.unlink()
+    train_cfg = (
+        cfg.train if spec.get("device") is None else dataclasses.replace(cfg.train, device=spec["device"])
+    )
+    t0 = time.perf_counter()
+    base: Outcome = {
+        "model": spec["model"],
+        "view": spec["view"],
+        "fold": spec["fold"],
+        "run_dir": str(run_dir),
+    }
+    try:
+        folds = read_folds(Path(cfg.out) / "folds.csv")
+        result = train_run(
+            Path(cfg.out) / "prep",
+            folds,
+            spec["model"],
+            spec["view"],
+            spec["fold"],
+            run_dir,
+            cfg.models,
+            train_cfg,
+        )
+    except Exception as exc:
+        text = traceback.format_exc()
+        error_path.write_text(text, encoding="utf-8")
+        log.error("run %s failed: %s (traceback in %s)", run_dir, exc, error_path)
+        return {
+            **base,
+            "status": "failed",
+            "error": f"{type(exc).__name__}: {exc}",
+            "seconds": time.perf_counter() - t0,
+        }
+    finally:
+        _free_cuda()
+    return {
+        **base,
+        "status": "done",
+        "error": None,
+        "best_val_iou": result.best_val_iou,
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def _free_cuda() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _failed(spec: Job, message: str) -> Outcome:
+    return {
+        "model": spec["model"],
+        "view": spec["view"],
+        "fold": spec["fold"],
+        "status": "failed",
+        "error": message,
+    }
+
+
+# -- local ----------------------------------------------------------------------------------
+
+
+def run_local(jobs: Sequence[Job], devices: Sequence[str], on_start: StartCb, on_end: EndCb) -> list[Outcome]:
+    """Run ``jobs`` on this machine: in this process for one device, one process per device otherwise."""
+    if len(devices) <= 1:
+        outcomes = []
+        device = devices[0] if devices else None
+        for spec in jobs:
+            spec = {**spec, "device": device}
+            on_start(spec)
+            outcome = execute_run(spec)
+            on_end(spec, outcome)
+            outcomes.append(outcome)
+        return outcomes
+
+    todo: queue.Queue[Job] = queue.Queue()
+    for spec in jobs:
+        todo.put(spec)
+    results: list[Outcome] = []
+    lock = threading.Lock()
+    ctx = multiprocessing.get_context("spawn")  # CUDA cannot be forked
+
+    def worker(device: str) -> None:
+        with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+            while True:
+                try:
+                    spec = {**todo.get_nowait(), "device": device}
+                except queue.Empty:
+                    return
+                on_start(spec)
+                try:
+                    outcome = pool.submit(execute_run, spec).result()
+                except Exception as exc:  # the worker process died (e.g. out of memory)
+                    outcome = _failed(spec, f"worker process on {device} died: {exc}")
+                on_end(spec, outcome)
+                with lock:
+                    results.append(outcome)
+
+    threads = [threading.Thread(target=worker, args=(d,), name=f"iphbench-{d}", daemon=True) for d in devices]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+# -- ray ------------------------------------------------------------------------------------
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError(
+            "the ray executor needs Ray; install it with: pip install 'iphbench[ray]'"
+        ) from None
+    return ray
+
+
+def run_ray(jobs: Sequence[Job], address: str | None, on_end: EndCb) -> list[Outcome]:
+    """Run each job as a Ray task (one GPU each when the cluster has GPUs, else one CPU)."""
+    ray = _import_ray()
+    started_here = False
+    if not ray.is_initialized():
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=True)
+            else:
+                ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+                started_here = True
+        except Exception as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise ExecutorError(f"could not start or join {where}: {exc}") from exc
+    try:
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
+        if gpus >= 1:
+            options["num_gpus"] = 1
+        task = ray.remote(**options)(execute_run)
+        log.info("ray: %d runs on a cluster with %s", len(jobs), ray.cluster_resources())
+        pending: dict[Any, Job] = {}
+        for spec in jobs:
+            pending[task.remote(spec)] = spec  # the board shows it running once its status.json moves
+        outcomes: list[Outcome] = []
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for ref in ready:
+                spec = pending.pop(ref)
+                try:
+                    outcome = ray.get(ref)
+                except Exception as exc:  # the task or its worker died
+                    outcome = _failed(spec, f"ray task failed: {exc}")
+                on_end(spec, outcome)
+                outcomes.append(outcome)
+        return outcomes
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def visible_devices(device: str = "auto") -> list[str]:
+    """Devices for the local executor: the configured one, or every visible GPU, or the CPU."""
+    if device != "auto":
+        return [device]
+    import torch
+
+    if torch.cuda.is_available():
+        return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    return ["cpu"]
+
+
+__all__ = [
+    "EXECUTORS",
+    "ExecutorError",
+    "execute_run",
+    "job",
+    "run_dir_of",
+    "run_local",
+    "run_ray",
+    "visible_devices",
+]
