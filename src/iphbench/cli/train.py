@@ -1,10 +1,55 @@
-"""`iphbench train`: not built yet."""
+"""`iphbench train`: train one (model, view, fold) run of a study (paper section 3.4).
+
+Prepares the study folder if needed (patch store, folds.csv), then trains that one run
+into ``<out>/runs/<model>/<view>/fold<k>/``. A finished run is skipped; an unfinished one
+resumes from its ``last.pt``. See docs/training.md.
+"""
 
 from __future__ import annotations
 
-from iphbench.cli._app import app, fail
+from pathlib import Path
+
+import typer
+
+from iphbench.cli._app import app, console, fail
+from iphbench.config import MODEL_NAMES, VIEW_NAMES
 
 
-@app.command("train", help="(not built yet)")
-def train_cmd() -> None:
-    raise fail("'iphbench train' is not built yet", code=2)
+@app.command("train", help="Train one model × view × fold run of a study (resumes an unfinished run).")
+def train_cmd(
+    study: Path = typer.Option(..., "--study", "-s", help="Study YAML file."),
+    model: str = typer.Option(..., "--model", "-m", help=f"Architecture: {', '.join(MODEL_NAMES)}."),
+    view: str = typer.Option(..., "--view", help=f"View: {', '.join(VIEW_NAMES)}."),
+    fold: int = typer.Option(..., "--fold", "-k", help="Fold index (0-based)."),
+    device: str | None = typer.Option(None, "--device", help="Override train.device (cpu, cuda, cuda:1)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress table."),
+) -> None:
+    from iphbench.config import ConfigError, StudyConfig
+    from iphbench.training.grid import StudyError, run_study
+
+    try:
+        cfg = StudyConfig.load(study)
+        result = run_study(
+            cfg,
+            executor="local",
+            devices=[device] if device else None,
+            models=[model],
+            views=[view],
+            folds=[fold],
+            progress=progress,
+        )
+    except (ConfigError, StudyError, FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from None
+    run_dir = Path(cfg.out) / "runs" / model / view / f"fold{fold}"
+    if result.skipped:
+        console.print(f"run {model}/{view}/fold{fold} was already finished: {run_dir}")
+        return
+    (outcome,) = result.outcomes
+    if outcome["status"] != "done":
+        raise fail(
+            f"run {model}/{view}/fold{fold} failed: {outcome.get('error')} (see {run_dir / 'error.txt'})"
+        )
+    console.print(
+        f"run {model}/{view}/fold{fold} done: best validation IoU {outcome['best_val_iou']:.4f} "
+        f"at epoch {outcome['best_epoch']} of {outcome['epochs_run']} → {run_dir}"
+    )

@@ -84,9 +84,10 @@ class GridResult:
 
 
 def study_hash(config: StudyConfig) -> str:
-    """Hash of everything in the config that changes results (all but the output folder)."""
+    """Hash of everything in the config that changes results (all but the output folder and device)."""
     data = config.to_dict()
     data.pop("out", None)
+    data["train"].pop("device", None)  # where runs train does not change what they train
     return config_hash(data)
 
 
