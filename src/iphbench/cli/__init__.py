@@ -5,6 +5,7 @@ from __future__ import annotations
 from iphbench.cli import (  # noqa: F401  (each module registers its commands on the app)
     demo,
     evaluate,
+    import_nnunet,
     predict,
     prepare,
     report,
