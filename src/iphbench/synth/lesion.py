@@ -1,7 +1,7 @@
 """Intraparenchymal hemorrhages for the synthetic cohort: lobulated shape, exact volume, oedema rim.
 
 A hemorrhage is the sub-level set of a "lobulated distance" function: the smallest
-normalised ellipsoid radius over a few lobes (one main lobe and up to three daughters),
+normalised ellipsoid radius over a few lobes (one main lobe and one to three daughters),
 multiplied by ``1 + amp * smooth_field`` for an irregular margin. The threshold is chosen
 on the rendering grid so that the hemorrhage holds exactly ``round(volume / voxel)``
 parenchymal voxels (restricted to brain parenchyma, so it never enters a ventricle, the
@@ -21,6 +21,8 @@ from scipy import ndimage
 
 from iphbench.synth._field import Grid, rotation_matrix, smooth_field
 from iphbench.synth.phantom import PARENCHYMA, Tissue
+
+_PLACEMENT_TRIES = 8  # candidate positions tried per hemorrhage
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ def draw_lesion(rng: np.random.Generator, volume_ml: float) -> LesionSpec:
     """Draw a hemorrhage shape of ``volume_ml`` mL (irregular, one to four lobes)."""
     ratios = (1.0, float(rng.uniform(0.6, 1.0)), float(rng.uniform(0.5, 0.9)))
     lobes = []
-    for _ in range(int(rng.integers(0, 4))):
+    for _ in range(int(rng.integers(1, 4))):
         d = rng.standard_normal(3)
         d /= np.linalg.norm(d)
         dist = rng.uniform(0.4, 0.85)
@@ -56,7 +58,7 @@ def draw_lesion(rng: np.random.Generator, volume_ml: float) -> LesionSpec:
         ratios=ratios,
         angles_deg=tuple(float(x) for x in rng.uniform(-180, 180, 3)),  # type: ignore[arg-type]
         lobes=tuple(lobes),
-        margin_amp=float(rng.uniform(0.08, 0.22)),
+        margin_amp=float(rng.uniform(0.12, 0.3)),
         edema_mm=float(rng.uniform(1.5, 4.0)),
         seed=int(rng.integers(2**31)),
     )
@@ -80,24 +82,39 @@ def paint_lesion(labels: np.ndarray, grid: Grid, spec: LesionSpec) -> np.ndarray
     parenchyma = np.isin(labels, [int(t) for t in PARENCHYMA])
     if not parenchyma.any():
         raise ValueError("the label map holds no brain parenchyma to place a hemorrhage in")
-    centre = _choose_centre(labels, parenchyma, grid, spec, rng)
     r_eq = (3.0 * spec.volume_ml * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)
-    lo, hi = _crop_box(centre, 2.2 * r_eq + spec.edema_mm * 2 + 6.0, grid)
-    sub = grid.crop(lo, hi)
-    box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
-    level = _lobulated_level(sub, grid.world(centre), r_eq, spec, rng)
+    n_target = max(1, round(spec.volume_ml / grid.voxel_ml))
+    candidates = _centre_candidates(labels, parenchyma, grid, spec)
+    best: tuple[float, np.ndarray, tuple[slice, ...], tuple[int, ...]] | None = None
+    for _ in range(_PLACEMENT_TRIES):
+        # Keep the placement whose natural (unconstrained) shape leaves the parenchyma least:
+        # clipping a shape against ventricles or the cortex makes unrealistic tendrils.
+        centre = tuple(int(c) for c in candidates[int(rng.integers(len(candidates)))])
+        lo, hi = _crop_box(centre, 2.2 * r_eq + spec.edema_mm * 2 + 6.0, grid)  # type: ignore[arg-type]
+        sub = grid.crop(lo, hi)
+        box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+        level = _lobulated_level(sub, grid.world(centre), r_eq, spec, rng)  # type: ignore[arg-type]
+        k = min(n_target, level.size)
+        natural = level <= np.partition(level.ravel(), k - 1)[k - 1]
+        outside = float((natural & ~parenchyma[box]).sum()) / max(int(natural.sum()), 1)
+        if best is None or outside < best[0]:
+            best = (outside, level, box, tuple(c - b.start for c, b in zip(centre, box, strict=True)))
+        if outside <= 0.02:
+            break
+    assert best is not None
+    _, level, box, seed_voxel = best
+    sub = grid.crop(tuple(b.start for b in box), tuple(b.stop for b in box))  # type: ignore[arg-type]
     level[~parenchyma[box]] = np.inf
 
-    n_target = max(1, round(spec.volume_ml / grid.voxel_ml))
     n_finite = int(np.isfinite(level).sum())
     n = min(n_target, n_finite)
     lesion = np.zeros(level.shape, dtype=bool)
-    for _ in range(6):
+    for _ in range(10):
         thr = np.partition(level.ravel(), n - 1)[n - 1]
         lesion = level <= thr
         parts, _count = ndimage.label(lesion)
-        seed_label = parts.flat[int(np.argmin(level))]
-        lesion = parts == seed_label
+        # keep the piece grown from the main lobe's centre (a daughter lobe may be cut off)
+        lesion = parts == parts[seed_voxel]
         got = int(lesion.sum())
         if got >= 0.98 * n_target or n >= n_finite:
             break
@@ -115,11 +132,11 @@ def paint_lesion(labels: np.ndarray, grid: Grid, spec: LesionSpec) -> np.ndarray
     return full
 
 
-def _choose_centre(
-    labels: np.ndarray, parenchyma: np.ndarray, grid: Grid, spec: LesionSpec, rng: np.random.Generator
-) -> tuple[int, int, int]:
-    """A parenchymal voxel deep enough for the lesion (on a ~2 mm decimated grid for speed)."""
-    step = tuple(max(1, int(2.0 // s)) for s in grid.spacing)
+def _centre_candidates(
+    labels: np.ndarray, parenchyma: np.ndarray, grid: Grid, spec: LesionSpec
+) -> np.ndarray:
+    """Parenchymal voxels deep enough for the lesion, as (n, 3) indices (found on a ~3 mm decimated grid)."""
+    step = tuple(max(1, round(3.0 / s)) for s in grid.spacing)
     dec = tuple(slice(None, None, k) for k in step)
     par = parenchyma[dec]
     depth = ndimage.distance_transform_edt(
@@ -131,9 +148,7 @@ def _choose_centre(
     if spec.deep:
         deep = ok & (labels[dec] == Tissue.DEEP_GREY)
         ok = deep if deep.any() else ok
-    idx = np.flatnonzero(ok)
-    pick = np.unravel_index(int(idx[rng.integers(idx.size)]), par.shape)
-    return tuple(int(p * k) for p, k in zip(pick, step, strict=True))  # type: ignore[return-value]
+    return np.argwhere(ok) * np.asarray(step)
 
 
 def _crop_box(

@@ -91,7 +91,7 @@ def synthesize_subject(spec: SubjectSpec) -> SyntheticScan:
         rng.uniform(-8.0, 8.0),
         z_top - rng.uniform(6.0, 16.0) - head.axes_mm[2],
     )
-    head = dataclasses.replace(head, centre_mm=tuple(float(c) for c in centre))
+    head = dataclasses.replace(head, centre_mm=(float(centre[0]), float(centre[1]), float(centre[2])))
     labels = render_head(head, grid)
 
     lesion = None
