@@ -1,10 +1,44 @@
-"""`iphbench report`: not built yet."""
+"""`iphbench report STUDY`: write the self-contained HTML report (tables, figures, statistics in words)."""
 
 from __future__ import annotations
 
-from iphbench.cli._app import app, fail
+from pathlib import Path
+
+import typer
+
+from iphbench.cli._app import app, console, fail
 
 
-@app.command("report", help="(not built yet)")
-def report_cmd() -> None:
-    raise fail("'iphbench report' is not built yet", code=2)
+@app.command(
+    "report",
+    help="Write STUDY/report.html: Table 1-4, Fig. 1-3, volume agreement, statistics, config, versions.",
+)
+def report_cmd(
+    study: Path = typer.Argument(..., help="Study folder (holding metrics.csv) or its study YAML."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output HTML file (default STUDY/report.html)."
+    ),
+    orientation: str = typer.Option(
+        "2.5D", "--orientation", help="Orientation of the statistics and Fig. 2-3."
+    ),
+    min_site_n: int = typer.Option(
+        3, "--min-site-n", help="Pool sites with fewer subjects in the OLS models."
+    ),
+    pdf: bool = typer.Option(
+        True, "--pdf/--no-pdf", help="Also write each figure as PDF under STUDY/figures/."
+    ),
+) -> None:
+    from rich.markup import escape
+
+    from iphbench.cli.stats import resolve_study
+    from iphbench.report import write_report
+    from iphbench.stats import MetricsTableError
+
+    folder = resolve_study(study)
+    with console.status("writing the report (statistics, tables, figures)..."):
+        try:
+            path = write_report(folder, out=out, orientation=orientation, min_site_n=min_site_n, pdf=pdf)
+        except MetricsTableError as exc:
+            raise fail(str(exc)) from None
+    size = path.stat().st_size / 1e6
+    console.print(f"report written to [bold]{escape(str(path))}[/] ({size:.1f} MB, self-contained)")

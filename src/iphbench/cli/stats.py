@@ -1,10 +1,125 @@
-"""`iphbench stats`: not built yet."""
+"""`iphbench stats STUDY`: the paper's statistics (section 3.5) on a study's metrics.csv.
+
+Writes ``<study>/stats/`` (CSV, Markdown, JSON; see ``iphbench.stats.write``) and prints the key
+results: the one-way ANOVA across styles, the post-hoc pairwise tests with Bonferroni correction
+and the regression's volume terms, per protocol.
+"""
 
 from __future__ import annotations
 
-from iphbench.cli._app import app, fail
+from pathlib import Path
+
+import typer
+
+from iphbench.cli._app import app, console, fail
 
 
-@app.command("stats", help="(not built yet)")
-def stats_cmd() -> None:
-    raise fail("'iphbench stats' is not built yet", code=2)
+def resolve_study(path: Path) -> Path:
+    """A study folder, or the folder named by a study YAML's ``out`` setting."""
+    if path.is_file() and path.suffix in (".yaml", ".yml"):
+        from iphbench.config import ConfigError, StudyConfig
+
+        try:
+            return Path(StudyConfig.load(path).out)
+        except ConfigError as exc:
+            raise fail(str(exc)) from None
+    if not path.is_dir():
+        raise fail(f"{path} is neither a study folder nor a study YAML file")
+    return path
+
+
+@app.command(
+    "stats", help="Run the paper's statistics on STUDY/metrics.csv, write STUDY/stats/ and print key results."
+)
+def stats_cmd(
+    study: Path = typer.Argument(..., help="Study folder (holding metrics.csv) or its study YAML."),
+    orientation: str = typer.Option(
+        "2.5D", "--orientation", help="Orientation analysed: 2DAxi, 2DCor, 2DSag, 2.5D."
+    ),
+    protocol: list[str] | None = typer.Option(
+        None, "--protocol", help="paper or full; repeat for both. Default: every protocol in metrics.csv."
+    ),
+    min_site_n: int = typer.Option(
+        3, "--min-site-n", help="Pool sites with fewer subjects in the OLS models."
+    ),
+    mixed: bool = typer.Option(
+        True, "--mixed/--no-mixed", help="Also fit the random-site-intercept mixed model."
+    ),
+) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from iphbench.stats import (
+        METRIC_LABELS,
+        MetricsTableError,
+        collect_notes,
+        display_name,
+        format_num,
+        format_p,
+        load_metrics,
+        ordered_protocols,
+        run_stats,
+        save_stats,
+    )
+
+    folder = resolve_study(study)
+    try:
+        df = load_metrics(folder)
+        protocols = protocol or ordered_protocols(df["protocol"].unique())
+        bad = [p for p in protocols if p not in set(df["protocol"])]
+        if bad:
+            raise fail(
+                f"protocol(s) {bad} not in {folder / 'metrics.csv'}; it has {sorted(set(df['protocol']))}",
+                code=2,
+            )
+        results = [run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed) for p in protocols]
+        out = save_stats(results, folder / "stats")
+    except MetricsTableError as exc:
+        raise fail(str(exc)) from None
+
+    for r in results:
+        console.rule(
+            f"[bold]{escape(r.protocol)} protocol[/], {escape(orientation)}: {r.n_subjects} subjects, {r.n_sites} sites"
+        )
+        anova = Table(title="One-way ANOVA across styles", show_edge=False)
+        for col in ("metric", "F", "p", "n rows", "excluded (NaN)"):
+            anova.add_column(col)
+        post = Table(title="Post-hoc t-tests, Bonferroni-corrected p", show_edge=False)
+        for col in ("metric", "pair", "mean diff", "unpaired p", "paired p"):
+            post.add_column(col)
+        reg = Table(title="Regression: reference-volume slope per mL (OLS, site fixed)", show_edge=False)
+        for col in ("metric", "style", "slope", "p", "R²", "n"):
+            reg.add_column(col)
+        for metric, ms in r.metrics.items():
+            label = METRIC_LABELS.get(metric, metric)
+            if ms.anova is not None:
+                a = ms.anova
+                anova.add_row(
+                    label,
+                    f"{a.label} = {a.f:.3f}",
+                    format_p(a.p),
+                    str(ms.counts.used),
+                    str(ms.counts.nan_metric),
+                )
+            paired = {(t.style_a, t.style_b): t for t in ms.paired}
+            for t in ms.unpaired:
+                pt = paired.get((t.style_a, t.style_b))
+                post.add_row(label, f"{display_name(t.style_a)} vs {display_name(t.style_b)}", f"{t.mean_diff:+.3f}",
+                             format_p(t.p_bonferroni), format_p(pt.p_bonferroni) if pt else "n/a")  # fmt: skip
+            for o in ms.ols:
+                c = o.coefficient("ref_ml")
+                if c is not None:
+                    reg.add_row(
+                        label,
+                        display_name(o.style),
+                        format_num(c.estimate, 4),
+                        format_p(c.p),
+                        f"{o.r2:.2f}",
+                        str(o.n),
+                    )
+        console.print(anova)
+        console.print(post)
+        console.print(reg)
+        for note in collect_notes(r):
+            console.print(f"[yellow]note:[/] {escape(note)}")
+    console.print(f"statistics written to [bold]{escape(str(out))}[/]")

@@ -53,7 +53,7 @@ from iphbench.stats.regression import (
     pool_small_sites,
     residual_normality,
 )
-from iphbench.stats.write import stats_markdown, stats_tables, write_stats
+from iphbench.stats.write import save_stats, stats_markdown, stats_tables, write_stats
 
 __all__ = [
     "DEFAULT_METRICS",
@@ -89,6 +89,7 @@ __all__ = [
     "pool_small_sites",
     "residual_normality",
     "run_stats",
+    "save_stats",
     "select_rows",
     "stats_markdown",
     "stats_tables",

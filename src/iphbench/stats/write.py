@@ -53,7 +53,12 @@ def write_stats(
     df = load_metrics(study_dir)
     protocols = protocols or ordered_protocols(df["protocol"].unique())
     results = [run_stats(df, orientation, p, DEFAULT_METRICS, min_site_n, mixed) for p in protocols]
-    out = study_dir / "stats"
+    return save_stats(results, study_dir / "stats")
+
+
+def save_stats(results: list[ProtocolStats], out: str | Path) -> Path:
+    """Write already computed statistics (from :func:`run_stats`) as CSV, Markdown and JSON under ``out``."""
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = stats_tables(results)
     for name, table in tables.items():

@@ -1,0 +1,304 @@
+"""``report.html``: one self-contained file with the paper's tables, figures and statistics of a study.
+
+Everything shown is computed from the study folder when the report is written: ``metrics.csv``
+(tables, statistics, Fig. 2, Fig. 3, volume agreement), ``prep/subjects.csv`` and
+``predictions/`` (Fig. 1), ``config.yaml`` (shown verbatim) and an optional ``notes.md`` (run
+settings, shown near the top). Figures are embedded as base64 PNG (also written as PNG and PDF
+under ``<study>/figures/``); the CSS is inline; nothing is fetched when the file is opened.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import importlib.metadata
+import logging
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from iphbench._files import atomic_write_text
+from iphbench.config import StudyConfig
+from iphbench.report import narrative as nar
+from iphbench.report.tables import cohort_table, metric_table, protocol_description, write_tables
+from iphbench.stats.analysis import ProtocolStats, collect_notes, run_stats
+from iphbench.stats.metrics_table import display_name, load_metrics, ordered_protocols, subject_table
+
+log = logging.getLogger(__name__)
+
+PACKAGES = (
+    "iphbench",
+    "torch",
+    "numpy",
+    "scipy",
+    "pandas",
+    "statsmodels",
+    "matplotlib",
+    "nibabel",
+    "SimpleITK",
+)
+
+CSS = """
+body{font-family:-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;line-height:1.5;color:#1d1d1f;
+margin:0;background:#f6f7f9}
+main{max-width:1120px;margin:0 auto;padding:24px 32px 64px;background:#fff;box-shadow:0 0 12px rgba(0,0,0,.06)}
+h1{font-size:1.7em;margin:.2em 0 .1em}h2{font-size:1.35em;margin-top:2em;border-bottom:2px solid #e3e6ea;padding-bottom:.2em}
+h3{font-size:1.1em;margin-top:1.6em}.sub{color:#555;margin:0 0 1em}
+.badge{display:inline-block;padding:.1em .55em;border-radius:.8em;font-size:.85em;font-weight:600;margin-right:.4em}
+.badge.paper{background:#e3f2fd;color:#0d47a1}.badge.full{background:#fff3e0;color:#e65100}
+.note{background:#fffbea;border-left:4px solid #f2c94c;padding:.6em 1em;margin:1em 0}
+.key{background:#eef7ee;border-left:4px solid #43a047;padding:.6em 1em;margin:1em 0}
+.table-wrap{overflow-x:auto;margin:1em 0}
+table{border-collapse:collapse;font-size:.92em;font-variant-numeric:tabular-nums}
+caption{caption-side:top;text-align:left;font-size:.92em;color:#333;padding:.3em 0 .6em;max-width:1050px}
+th,td{border-bottom:1px solid #e3e6ea;padding:.35em .7em;text-align:center;white-space:nowrap}
+thead th{border-bottom:2px solid #9aa3ad;background:#f7f8fa}tbody th{text-align:left;font-weight:600}
+td.best{background:#eef7ee}
+figure{margin:1.5em 0;text-align:center}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{text-align:left;font-size:.92em;color:#333;margin-top:.4em}
+pre{background:#f7f8fa;border:1px solid #e3e6ea;padding:.8em;overflow-x:auto;font-size:.85em}
+ul.stats li{margin:.35em 0}
+"""
+
+
+@dataclass
+class _Fig:
+    number: str
+    caption: str
+    png: Path
+
+
+def software_versions() -> dict[str, str]:
+    """Python and the versions of the packages behind the results (``not installed`` when absent)."""
+    out = {"python": platform.python_version()}
+    for pkg in PACKAGES:
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _img(path: Path) -> str:
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
+
+
+def _badge(protocol: str) -> str:
+    return f'<span class="badge {html.escape(protocol)}">{html.escape(protocol)} protocol</span>'
+
+
+def _notes_html(text: str) -> str:
+    """A tiny Markdown subset: paragraphs and '- ' bullet lists; everything escaped."""
+    blocks = []
+    for para in text.strip().split("\n\n"):
+        lines = [ln.strip() for ln in para.splitlines() if ln.strip()]
+        if lines and all(ln.startswith(("- ", "* ")) for ln in lines):
+            blocks.append("<ul>" + "".join(f"<li>{html.escape(ln[2:])}</li>" for ln in lines) + "</ul>")
+        elif lines:
+            blocks.append("<p>" + html.escape(" ".join(ln.lstrip("# ") for ln in lines)) + "</p>")
+    return "\n".join(blocks)
+
+
+def _figures(
+    df: pd.DataFrame, study: Path, protocol: str, orientation: str, formats: tuple[str, ...]
+) -> tuple[list[_Fig], list[str]]:
+    from iphbench.report.figures import (
+        figure_age_vs_f,
+        figure_site_boxplots,
+        figure_volume_agreement,
+        save_figure,
+    )
+    from iphbench.report.overlays import figure_overlays, load_case, pick_cases
+
+    out = study / "figures"
+    figs: list[_Fig] = []
+    problems: list[str] = []
+    tag = f"{protocol} protocol"
+    picks = pick_cases(df, study, protocol)
+    if picks:
+        try:
+            labels = _mask_labels(study)
+            cases = [load_case(df, study, s, lab, protocol, labels) for s, lab in picks]
+            fig = figure_overlays(cases, protocol, _window(study))
+            png = save_figure(fig, out, f"fig1_overlays_{protocol}", formats=formats)[0]
+            who = " and ".join(f"{c.subject} ({c.label}, {c.ref_ml:.1f} mL)" for c in cases)
+            figs.append(_Fig("1", f"Figure 1 ({tag}): qualitative segmentations of {who}. Rows: 2DAxi, 2DCor, 2DSag "
+                             "(each in its own plane) and 2.5D (axial plane), through the lesion's centre of mass; "
+                             "columns: styles. Green true positive, red false positive, blue false negative, yellow "
+                             "reference contour; the subject's F-measure top left. Anterior/superior up, patient "
+                             "right on the viewer's right.", png))  # fmt: skip
+        except Exception as exc:  # a broken file must not cost the whole report
+            log.warning("Figure 1 (%s) not drawn: %s", protocol, exc)
+            problems.append(f"Figure 1 ({tag}) could not be drawn: {exc}")
+    else:
+        problems.append(
+            f"Figure 1 ({tag}) is absent: no subject has an image and mask in prep/subjects.csv and predicted masks "
+            f"under predictions/{protocol}/."
+        )
+    specs = [
+        ("2", figure_age_vs_f, f"fig2_age_vs_f_{protocol}",
+         f"Figure 2 ({tag}, {orientation}): age vs F-measure per style. Marker size: predicted hemorrhage volume; "
+         "colour: predicted/reference volume, red under-estimated, green correct, blue over-estimated."),
+        ("3", figure_site_boxplots, f"fig3_site_boxplots_{protocol}",
+         f"Figure 3 ({tag}, {orientation}): F-measure per site and style; N is the number of subjects per site."),
+        ("V", figure_volume_agreement, f"figV_volume_agreement_{protocol}",
+         f"Figure V ({tag}, {orientation}, beyond the paper): predicted vs reference volume with the identity "
+         "line (top) and Bland-Altman plots with the bias and 95% limits of agreement (bottom)."),
+    ]  # fmt: skip
+    for number, fn, stem, caption in specs:
+        png = save_figure(fn(df, orientation, protocol), out, stem, formats=formats)[0]
+        figs.append(_Fig(number, caption, png))
+    return figs, problems
+
+
+def _mask_labels(study: Path) -> list[int] | None:
+    cfg = _config(study)
+    return cfg.prep.mask_labels if cfg is not None else None
+
+
+def _window(study: Path) -> tuple[float, float]:
+    cfg = _config(study)
+    return (cfg.prep.hu_min, cfg.prep.hu_max) if cfg is not None else (-30.0, 100.0)
+
+
+def _config(study: Path) -> StudyConfig | None:
+    from iphbench.config import ConfigError
+
+    path = study / "config.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return StudyConfig.load(path)
+    except ConfigError as exc:
+        log.warning("%s", exc)
+        return None
+
+
+def _stats_section(ps: ProtocolStats) -> str:
+    parts = []
+    for metric, ms in ps.metrics.items():
+        items = [
+            nar.describe_anova(ms),
+            nar.describe_posthoc(ms, "unpaired"),
+            nar.describe_posthoc(ms, "paired"),
+            nar.describe_regression(ms),
+            nar.describe_normality(ms),
+            nar.describe_mixed(ms),
+        ]
+        lis = "".join(f"<li>{html.escape(t)}</li>" for t in items if t)
+        title = {"dice": "F-measure", "iou": "IoU", "hd95_mm": "d<sub>H95</sub>"}.get(
+            metric, html.escape(metric)
+        )
+        parts.append(f"<h4>{title}</h4><ul class='stats'>{lis}</ul>")
+    return "\n".join(parts)
+
+
+def _key_results(df: pd.DataFrame, stats: list[ProtocolStats], orientation: str) -> str:
+    items = []
+    for ps in stats:
+        t = metric_table(df, "dice", ps.protocol)
+        if orientation in t.orientations:
+            row = t.mean.loc[orientation]
+            best = row.idxmax()
+            items.append(
+                f"<li>{_badge(ps.protocol)} best {orientation} mean F-measure: <strong>{display_name(str(best))} "
+                f"{row[best]:.3f} ± {t.sd.loc[orientation, best]:.3f}</strong> over {int(t.n.loc[orientation, best])} "
+                f"subjects. {html.escape(nar.describe_anova(ps.metrics['dice']))}</li>"
+            )
+    return f'<div class="key"><strong>Key results</strong><ul>{"".join(items)}</ul></div>'
+
+
+def write_report(
+    study_dir: str | Path,
+    out: str | Path | None = None,
+    orientation: str = "2.5D",
+    min_site_n: int = 3,
+    pdf: bool = True,
+) -> Path:
+    """Write the study's self-contained HTML report (default ``<study>/report.html``).
+
+    Args:
+        study_dir: the study folder (must hold ``metrics.csv``).
+        out: output file; None = ``<study>/report.html``.
+        orientation: the orientation analysed by the statistics and Fig. 2-3 (paper: 2.5D).
+        min_site_n: sites with fewer subjects are pooled in the fixed-effect regressions.
+        pdf: also write each figure as PDF under ``<study>/figures/`` (PNG is always written and embedded).
+
+    Returns:
+        The path of the report.
+    """
+    study = Path(study_dir)
+    df = load_metrics(study)
+    out_path = Path(out) if out is not None else study / "report.html"
+    protocols = ordered_protocols(df["protocol"].unique())
+    cfg = _config(study)
+    name = cfg.name if cfg is not None else study.name
+    stats = [run_stats(df, orientation, p, min_site_n=min_site_n) for p in protocols]
+    write_tables(df, study / "tables")
+    h: list[str] = []
+    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    h.append(f"<h1>IPH segmentation benchmark: {html.escape(name)}</h1>")
+    h.append(
+        f'<p class="sub">Study folder <code>{html.escape(str(study.resolve()))}</code>, report written {now}. '
+        f"Reproduces Duarte et al., MIDL 2026 (tables 1-4, figures 1-3, section 3.5 statistics). Protocols: "
+        + "; ".join(f"{_badge(p)} {html.escape(protocol_description(p))}" for p in protocols)
+        + ".</p>"
+    )
+    notes = study / "notes.md"
+    if notes.is_file():
+        h.append(
+            f'<div class="note"><strong>Run settings</strong>{_notes_html(notes.read_text(encoding="utf-8"))}</div>'
+        )
+    h.append(_key_results(df, stats, orientation))
+    h.append("<h2>1. Cohort</h2>")
+    h.append(cohort_table(subject_table(df)).to_html())
+    for k, ps in enumerate(stats, start=2):
+        p = ps.protocol
+        h.append(f"<h2>{k}. Results, {html.escape(p)} protocol ({html.escape(protocol_description(p))})</h2>")
+        h.append(f"<h3>Tables 2-4 ({html.escape(p)} protocol)</h3>")
+        for metric in ("dice", "iou", "hd95_mm"):
+            h.append(metric_table(df, metric, p).to_html())
+        h.append(
+            f"<h3>Statistics ({html.escape(p)} protocol, {html.escape(orientation)}, {ps.n_subjects} subjects, "
+            f"{ps.n_sites} sites)</h3>"
+        )
+        h.append(_stats_section(ps))
+        pnotes = collect_notes(ps)
+        if pnotes:
+            h.append("<p><em>How the models were kept estimable:</em></p><ul>")
+            h.append("".join(f"<li>{html.escape(n)}</li>" for n in pnotes) + "</ul>")
+        h.append(f"<h3>Volume agreement ({html.escape(p)} protocol, beyond the paper)</h3>")
+        h.append(f"<p>{html.escape(nar.describe_agreement(ps.agreement))}</p>")
+        fp = nar.describe_false_positive_free(ps.false_positive_free)
+        if fp:
+            h.append(f"<p>{html.escape(fp)}</p>")
+        figs, problems = _figures(df, study, p, orientation, ("png", "pdf") if pdf else ("png",))
+        h.append(f"<h3>Figures ({html.escape(p)} protocol)</h3>")
+        for msg in problems:
+            h.append(f'<p class="note">{html.escape(msg)}</p>')
+        for f in figs:
+            h.append(f"<figure>{_img(f.png)}<figcaption>{html.escape(f.caption)}</figcaption></figure>")
+    h.append("<h2>Configuration</h2>")
+    cfg_path = study / "config.yaml"
+    cfg_text = (
+        cfg_path.read_text(encoding="utf-8") if cfg_path.is_file() else "(no config.yaml in the study folder)"
+    )
+    h.append(f"<pre>{html.escape(cfg_text)}</pre>")
+    h.append("<h2>Software</h2>")
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in software_versions().items()
+    )
+    h.append(f'<div class="table-wrap"><table>{rows}</table></div>')
+    doc = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>iphbench report: {html.escape(name)}</title><style>{CSS}</style></head>"
+        "<body><main>\n" + "\n".join(h) + "\n</main></body></html>\n"
+    )
+    atomic_write_text(out_path, doc)
+    log.info("report written to %s", out_path)
+    return out_path

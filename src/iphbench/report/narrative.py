@@ -1,0 +1,160 @@
+"""The statistics in words, generated from the numbers (paper section 4 style).
+
+Each function turns one part of :class:`iphbench.stats.ProtocolStats` into a sentence or a short
+paragraph, e.g. "One-way ANOVA found a significant difference between styles (F(3, 92) = 4.10,
+p = 0.009)". Significance uses the paper's alpha = 0.05. Nothing here is canned: a sentence
+states whatever the numbers say, including "no significant difference".
+"""
+
+from __future__ import annotations
+
+from iphbench.stats.agreement import FalsePositiveFree, VolumeAgreement
+from iphbench.stats.analysis import MetricStats
+from iphbench.stats.formatting import format_num, format_p
+from iphbench.stats.metrics_table import METRIC_LABELS, display_name
+
+ALPHA = 0.05
+
+
+def _label(metric: str) -> str:
+    return {"dice": "F-measure", "iou": "IoU", "hd95_mm": "d_H95"}.get(
+        metric, METRIC_LABELS.get(metric, metric)
+    )
+
+
+def describe_anova(ms: MetricStats) -> str:
+    """One sentence on the one-way ANOVA across styles."""
+    a = ms.anova
+    if a is None:
+        return f"No ANOVA of the {_label(ms.metric)} could be computed."
+    verdict = "a significant difference" if a.p < ALPHA else "no significant difference"
+    n = len(a.n_per_style)
+    return (
+        f"One-way ANOVA of the {_label(ms.metric)} across the {n} styles found {verdict} "
+        f"({a.label} = {a.f:.3f}, {format_p(a.p)})."
+    )
+
+
+def describe_posthoc(ms: MetricStats, kind: str = "unpaired") -> str:
+    """Post-hoc pairwise tests with Bonferroni correction: the significant pairs, then the range of the others."""
+    tests = ms.unpaired if kind == "unpaired" else ms.paired
+    if not tests:
+        return ""
+    what = (
+        "Post-hoc unpaired t-tests (pooled sd, as the paper)"
+        if kind == "unpaired"
+        else "Paired t-tests on the same subjects (beyond the paper)"
+    )
+    better_high = ms.metric != "hd95_mm"
+    sig, rest = [], []
+    for t in tests:
+        if t.p_bonferroni < ALPHA:
+            a, b = (t.style_a, t.style_b) if (t.mean_diff > 0) == better_high else (t.style_b, t.style_a)
+            sig.append(
+                f"{display_name(a)} better than {display_name(b)} (Δ = {abs(t.mean_diff):.3f}, {format_p(t.p_bonferroni)})"
+            )
+        else:
+            rest.append(t.p_bonferroni)
+    text = f"{what} with Bonferroni correction over {len(tests)} pairs: "
+    if sig:
+        text += "; ".join(sig) + ". "
+    else:
+        text += "no pair differed significantly. "
+    if sig and rest:
+        text += f"The other {len(rest)} pairs did not differ (p ≥ {min(rest):.3f})."
+    elif rest and not sig:
+        shown = "all corrected p = 1" if min(rest) >= 1 else f"p ≥ {min(rest):.3f}"
+        text = text.rstrip(". ") + f" ({shown})."
+    return text.strip()
+
+
+def describe_regression(ms: MetricStats) -> str:
+    """The volume slope per style and any site with a significant fixed effect (paper section 4)."""
+    if not ms.ols:
+        return f"No regression of the {_label(ms.metric)} could be fitted."
+    slopes = []
+    for o in ms.ols:
+        c = o.coefficient("ref_ml")
+        if c is not None:
+            slopes.append(f"{display_name(o.style)}: {format_num(c.estimate, 4)} per mL, {format_p(c.p)}")
+    sig = [c for o in ms.ols if (c := o.coefficient("ref_ml")) is not None and c.p < ALPHA]
+    signs = sorted({"positive" if c.estimate > 0 else "negative" for c in sig})
+    n_sig = len(sig)
+    head = (
+        f"Linear regression {_label(ms.metric)} ~ volume + age + sex + site (site as a fixed effect), one model "
+        f"per style, n = {', '.join(str(o.n) for o in ms.ols)}: "
+    )
+    if n_sig:
+        head += f"the reference volume had a significant {'/'.join(signs)} association in {n_sig} of {len(ms.ols)} styles ("
+    else:
+        head += "the reference volume had no significant association in any style ("
+    text = head + "; ".join(slopes) + ")."
+    sites = []
+    for o in ms.ols:
+        for c in o.coefficients:
+            if c.term.startswith("site[") and c.p < ALPHA:
+                sites.append(
+                    f"{c.term[5:-1]} in {display_name(o.style)} ({c.estimate:+.3f}, {format_p(c.p)})"
+                )
+    ref = next((o.site_reference for o in ms.ols if o.site_reference), None)
+    if sites:
+        text += f" Sites differing from the reference site {ref}: " + "; ".join(sites) + "."
+    elif ref:
+        text += f" No site differed significantly from the reference site {ref}."
+    r2 = [o.r2 for o in ms.ols]
+    text += f" R² ranged from {min(r2):.2f} to {max(r2):.2f}."
+    return text
+
+
+def describe_normality(ms: MetricStats) -> str:
+    """Residual normality of the per-style regressions (Shapiro-Wilk, skewness, kurtosis)."""
+    if not ms.ols:
+        return ""
+    bad = [o for o in ms.ols if o.normality.shapiro_p < ALPHA]
+    skews = [o.normality.skew for o in ms.ols]
+    text = (
+        f"Shapiro-Wilk tests on the regression residuals rejected normality in {len(bad)} of {len(ms.ols)} styles "
+        f"(skewness {min(skews):+.2f} to {max(skews):+.2f})."
+    )
+    if bad:
+        text += " Their p-values are approximate; the paired tests and the mixed model are less sensitive to this."
+    return text
+
+
+def describe_mixed(ms: MetricStats) -> str:
+    """The random-site-intercept mixed model (beyond the paper)."""
+    if not ms.mixed:
+        return ""
+    parts = []
+    for m in ms.mixed:
+        c = next((c for c in m.coefficients if c.term == "ref_ml"), None)
+        slope = f"volume {format_num(c.estimate, 4)} per mL ({format_p(c.p)}), " if c is not None else ""
+        flag = "" if m.converged else " (did not converge: indicative only)"
+        parts.append(f"{display_name(m.style)}: {slope}site share of variance {m.icc_site:.2f}{flag}")
+    return (
+        f"A linear mixed model with a random intercept per site ({ms.mixed[0].n_sites} sites, no pooling) gave: "
+        + "; ".join(parts)
+        + "."
+    )
+
+
+def describe_agreement(agreement: list[VolumeAgreement]) -> str:
+    """Bland-Altman bias and limits, Pearson r and ICC per style."""
+    parts = [
+        f"{display_name(a.style)}: bias {a.bias_ml:+.2f} mL (95% limits {a.loa_low_ml:.2f} to {a.loa_high_ml:.2f}), "
+        f"r = {a.pearson_r:.3f}, ICC(A,1) = {a.icc_a1:.3f}"
+        for a in agreement
+    ]
+    return "Predicted minus reference volume: " + "; ".join(parts) + "." if parts else ""
+
+
+def describe_false_positive_free(fps: list[FalsePositiveFree]) -> str:
+    """False-positive volume on hemorrhage-free subjects (full protocol)."""
+    if not fps:
+        return ""
+    parts = [
+        f"{display_name(f.style)}: {f.n_with_fp} of {f.n} with any false positive, mean {f.mean_fp_ml:.3f} mL, "
+        f"max {f.max_fp_ml:.3f} mL"
+        for f in fps
+    ]
+    return "Hemorrhage-free subjects (no reference lesion): " + "; ".join(parts) + "."
