@@ -94,7 +94,7 @@ def _check_mask(
     subject: str, mask: str, vol: Volume | None, labels: Sequence[int] | None, info: dict[str, Any]
 ) -> list[Found]:
     try:
-        mvol = read_volume(mask, dtype=np.float32)
+        mvol = read_volume(mask, dtype=None)  # the file's own dtype: uint8 masks stay small
     except VolumeReadError as exc:
         return [(subject, mask, _read_message(exc, "mask"), "error")]
     found: list[Found] = []

@@ -27,8 +27,8 @@ def itk_affine(image: sitk.Image) -> np.ndarray:
 
 
 def itk_array(image: sitk.Image) -> np.ndarray:
-    """The voxel array of a 3D SimpleITK image in (i, j, k) order (a copy)."""
-    return np.ascontiguousarray(np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0)))
+    """The voxel array of a 3D SimpleITK image in (i, j, k) order (a transposed, Fortran-ordered copy)."""
+    return np.transpose(sitk.GetArrayFromImage(image), (2, 1, 0))
 
 
 def to_itk(array: np.ndarray, affine: np.ndarray) -> sitk.Image:

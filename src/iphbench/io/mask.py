@@ -54,7 +54,7 @@ def binarize_mask(
             "a mask must hold integer labels, not probabilities: threshold it first"
         )
     if labels is not None:
-        return np.isin(array, np.asarray(list(labels), dtype=array.dtype)).astype(np.uint8)
+        return np.isin(array, np.asarray(list(labels))).astype(np.uint8)
     if values.size == 0 or (values.size == 1 and values[0] in (1, 255)):
         return (array != 0).astype(np.uint8)
     shown = ", ".join(f"{v:g}" for v in [0, *values[:8].tolist()]) + (", ..." if values.size > 8 else "")
@@ -107,7 +107,7 @@ def read_mask(
         >>> float(mask.array.sum() * mask.voxel_volume_ml)  # hemorrhage volume in mL  # doctest: +SKIP
         12.3
     """
-    vol = read_volume(path, dtype=np.float32)
+    vol = read_volume(path, dtype=None)
     if like is not None:
         problem = grid_mismatch(vol, like, atol=atol)
         if problem:

@@ -14,7 +14,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from iphbench.io._sitk import itk_affine, itk_array
-from iphbench.io.volume import SourceGrid, Volume, VolumeReadError, canonicalize, check_voxels, read_nifti
+from iphbench.io.volume import (
+    SourceGrid,
+    Volume,
+    VolumeReadError,
+    canonicalize_as,
+    check_voxels,
+    read_nifti,
+)
 
 SUFFIXES: dict[str, str] = {
     ".nii": "nifti",
@@ -49,12 +56,12 @@ def detect_format(path: str | Path) -> str:
     )
 
 
-def read_volume(path: str | Path, dtype: type | np.dtype = np.float32) -> Volume:
+def read_volume(path: str | Path, dtype: type | np.dtype | None = np.float32) -> Volume:
     """Read a scan into a canonical RAS+ ``Volume`` (values in HU for CT).
 
     Args:
         path: a NIfTI, NRRD or MetaImage file, or a folder holding one DICOM series.
-        dtype: array dtype of the result (float32 for scans).
+        dtype: array dtype of the result (float32 for scans; ``None`` keeps the file's dtype).
 
     Returns:
         The Volume; ``volume.source`` keeps the file's own grid for ``write_mask_like``.
@@ -78,12 +85,13 @@ def read_volume(path: str | Path, dtype: type | np.dtype = np.float32) -> Volume
         from iphbench.io.dicom import read_dicom_series
 
         vol = read_dicom_series(path)
-        vol.array = vol.array.astype(dtype, copy=False)
+        if dtype is not None:
+            vol.array = vol.array.astype(dtype, copy=False)
         return vol
     return _read_itk(path, fmt, dtype)
 
 
-def _read_itk(path: Path, fmt: str, dtype: type | np.dtype) -> Volume:
+def _read_itk(path: Path, fmt: str, dtype: type | np.dtype | None) -> Volume:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -101,9 +109,9 @@ def _read_itk(path: Path, fmt: str, dtype: type | np.dtype) -> Volume:
         shape = tuple(reversed(sitk.GetArrayViewFromImage(image).shape))
         check_voxels(np.empty(shape, dtype=np.uint8), path, finite=False)  # raises the 2D / 4D message
         raise VolumeReadError(f"{path}: expected a 3D volume, got {image.GetDimension()} dimensions")
-    data = check_voxels(itk_array(image).astype(dtype, copy=False), path)
+    data = check_voxels(itk_array(image), path)
     affine = itk_affine(image)
     source = SourceGrid(
         shape=tuple(data.shape), affine=affine, ornt=np.zeros((3, 2)), path=str(path), format=fmt
     )
-    return canonicalize(data, affine, source)
+    return canonicalize_as(data, affine, source, dtype)
