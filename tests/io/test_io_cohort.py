@@ -142,3 +142,16 @@ def test_table_checks_without_files(cohort_dir) -> None:
 )
 def test_sex_codes(code: str, out: str | None) -> None:
     assert normalise_sex(code) == out
+
+
+def test_zero_spacing_is_reported(tmp_path: Path, head_ct) -> None:
+    hdr = nib.Nifti1Header()
+    hdr.set_sform(np.diag([0.5, 0.5, 0.0, 1.0]), code=1)  # a degenerate grid: zero slice spacing
+    (tmp_path / "img").mkdir()
+    nib.save(nib.Nifti1Image(head_ct(), None, hdr), str(tmp_path / "img" / "z.nii.gz"))
+    (tmp_path / "c.csv").write_text("subject,site,age,sex,image,mask\nz,A,50,M,img/z.nii.gz,\n")
+    report = validate_cohort(load_cohort(tmp_path / "c.csv"))
+    assert len(report.errors) == 1
+    issue = report.errors[0]
+    assert issue.subject == "z" and issue.file.endswith("z.nii.gz")
+    assert "invalid voxel grid (voxel spacing 0.5 x 0.5 x 0 mm" in issue.message

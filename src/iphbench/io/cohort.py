@@ -214,9 +214,14 @@ def validate_cohort(
                             labels[i], manifest, f"mask_labels {row['mask_labels']!r} is not a list of ints"
                         )
                     )
-            found, info = check_subject_files(
-                labels[i], _text(row["image"]), _text(row.get("mask", "")), labels_i
-            )
+            try:
+                found, info = check_subject_files(
+                    labels[i], _text(row["image"]), _text(row.get("mask", "")), labels_i
+                )
+            except Exception as exc:  # a file no reader anticipated must not stop the other checks
+                logger.debug("unexpected error checking %s", labels[i], exc_info=True)
+                message = f"unexpected error reading the files: {exc!r}"
+                found, info = [(labels[i], _text(row["image"]), message, "error")], {}
             issues += [Issue(*f) for f in found]
             rows.append({"subject": labels[i], "site": _text(row.get("site", "")), **info})
     else:

@@ -94,6 +94,13 @@ def canonicalize(array: np.ndarray, affine: np.ndarray, source: SourceGrid) -> V
     """Reorder and flip a file-grid ``array`` into canonical RAS+ order (no resampling)."""
     if array.ndim != 3:
         raise VolumeReadError(f"{source.path}: expected a 3D volume, got shape {array.shape}")
+    spacing = np.sqrt((np.asarray(affine, dtype=np.float64)[:3, :3] ** 2).sum(axis=0))
+    if not np.all(np.isfinite(affine)) or np.any(spacing <= 0) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        shown = " x ".join(f"{s:.4g}" for s in spacing)
+        raise VolumeReadError(
+            f"{source.path}: invalid voxel grid (voxel spacing {shown} mm, or axes not independent); "
+            "fix the file's header (pixdim / spacing / direction)"
+        )
     file_ornt = ornt_mod.io_orientation(affine)
     transform = ornt_mod.ornt_transform(file_ornt, ornt_mod.axcodes2ornt(("R", "A", "S")))
     canon = np.ascontiguousarray(ornt_mod.apply_orientation(array, transform))
