@@ -1,0 +1,48 @@
+"""`iphbench stats` and `iphbench report` through Typer's CliRunner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from iphbench.cli import app
+from iphbench.report._fake_study import FakeStudySpec, make_fake_study
+
+runner = CliRunner()
+SPEC = FakeStudySpec(sites={"A": 6, "B": 5, "C": 2}, n_free=1, n_volumes=0, protocols=("paper",), seed=2)
+
+
+def test_stats_prints_key_results_and_writes_tables(tmp_path: Path) -> None:
+    study = make_fake_study(tmp_path / "s", SPEC)
+    res = runner.invoke(app, ["stats", str(study), "--protocol", "paper", "--no-mixed"])
+    assert res.exit_code == 0, res.output
+    assert "F(3, " in res.output and "Bonferroni" in res.output and "slope" in res.output
+    assert "pooled" in res.output  # site C has 2 subjects
+    anova = pd.read_csv(study / "stats" / "anova.csv")
+    assert list(anova["metric"]) == ["dice", "iou", "hd95_mm"] and (anova["df_between"] == 3).all()
+
+
+def test_stats_accepts_the_study_yaml_and_rejects_bad_input(tmp_path: Path) -> None:
+    study = make_fake_study(tmp_path / "s", SPEC)
+    res = runner.invoke(app, ["stats", str(study / "config.yaml"), "--no-mixed", "--orientation", "2DCor"])
+    assert res.exit_code == 0, res.output
+    assert "2DCor" in res.output
+    assert runner.invoke(app, ["stats", str(tmp_path / "missing")]).exit_code != 0
+    bad = runner.invoke(app, ["stats", str(study), "--protocol", "full"])
+    assert bad.exit_code == 2 and "full" in bad.output
+    (tmp_path / "empty").mkdir()
+    res = runner.invoke(app, ["stats", str(tmp_path / "empty")])
+    assert res.exit_code == 1 and "metrics.csv" in res.output
+
+
+def test_report_writes_a_self_contained_file(tmp_path: Path) -> None:
+    study = make_fake_study(tmp_path / "s", SPEC)
+    out = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(study), "-o", str(out), "--no-pdf"])
+    assert res.exit_code == 0, res.output
+    text = out.read_text(encoding="utf-8")
+    assert "<caption>Table 2:" in text and "Figure 1 (paper protocol) is absent" in text
+    assert text.count('src="data:image/png;base64,') == 3
+    assert "report written" in res.output

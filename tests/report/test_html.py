@@ -1,0 +1,37 @@
+"""report.html: one self-contained file holding every table and figure, statistics in words, config, versions."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from iphbench.report import write_report
+
+
+def test_report_holds_every_table_and_figure(fake_study: Path) -> None:
+    path = write_report(fake_study, pdf=False)
+    assert path == fake_study / "report.html"
+    text = path.read_text(encoding="utf-8")
+    # self-contained: no external scripts, stylesheets or images
+    assert not re.search(r"<(script|link)\b", text)
+    assert not re.search(r'src="(?!data:image/png;base64,)', text)
+    # Table 1 once, Tables 2-4 once per protocol, each caption naming its protocol
+    assert text.count("<caption>Table 1:") == 1
+    for n, name in ((2, "F-measure"), (3, "IoU"), (4, "d_H95")):
+        assert f"<caption>Table {n}: {name} for IPH segmentation, paper protocol" in text
+        assert f"<caption>Table {n}: {name} for IPH segmentation, full protocol" in text
+    # Fig. 1, 2, 3 and the volume agreement per protocol, embedded
+    for p in ("paper", "full"):
+        for fig in ("Figure 1", "Figure 2", "Figure 3", "Figure V"):
+            assert f"<figcaption>{fig} ({p} protocol" in text
+    assert text.count('src="data:image/png;base64,') == 8
+    # statistics in words, with both degrees of freedom
+    assert re.search(r"One-way ANOVA of the F-measure across the 4 styles found .*F\(3, \d+\) = \d", text)
+    assert "Bonferroni" in text and "random intercept per site" in text and "reference volume" in text
+    assert "pooled" in text  # sites B and D have fewer than 3 subjects
+    assert "Hemorrhage-free subjects" in text  # full protocol false positives
+    # run notes near the top, config and software versions at the end
+    assert text.index("reduced") < text.index("Table 1:")
+    assert "name: fake-study" in text and "statsmodels" in text and "numpy" in text
+    assert (fake_study / "figures" / "fig2_age_vs_f_paper.png").is_file()
+    assert (fake_study / "tables" / "table2_dice_full.tex").is_file()
