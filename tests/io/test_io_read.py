@@ -8,6 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from iphbench.io import VolumeReadError, read_mask, read_volume, write_mask_like
 from iphbench.io._sitk import itk_affine, itk_array, to_itk
@@ -187,3 +189,44 @@ def test_missing_unsupported_and_corrupt(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(b"not an image at all")
         with pytest.raises(VolumeReadError, match=r"cannot read .*bad"):
             read_volume(tmp_path / name)
+
+
+def test_dicom_gantry_tilt_and_duplicates(tmp_path: Path, dicom_writer) -> None:
+    hu = np.zeros((4, 4, 4), np.float32)
+    tilted = np.diag([0.5, 0.5, 2.0, 1.0])
+    tilted[0, 2] = 0.6  # each slice shifted 0.6 mm in x: a tilted gantry
+    with pytest.raises(VolumeReadError, match="gantry tilt"):
+        read_volume(dicom_writer(tmp_path / "tilt", hu, tilted))
+    uid = "1.2.826.0.1.3680043.8.498.1"
+    folder = dicom_writer(tmp_path / "dup", hu, np.diag([0.5, 0.5, 2.0, 1.0]), series_uid=uid)
+    for f in dicom_writer(tmp_path / "copy", hu, np.diag([0.5, 0.5, 2.0, 1.0]), series_uid=uid).iterdir():
+        f.rename(folder / f"copy_{f.name}")
+    with pytest.raises(VolumeReadError, match="share a position"):
+        read_volume(folder)
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    perm=st.permutations([0, 1, 2]),
+    flips=st.tuples(st.booleans(), st.booleans(), st.booleans()),
+    angle=st.floats(-0.6, 0.6),
+    suffix=st.sampled_from([".nii.gz", ".nrrd", ".mha"]),
+)
+def test_round_trip_any_orientation(perm, flips, angle, suffix) -> None:
+    """Any axis order, flips and obliquity: canonical axes are RAS+ and masks go back exactly."""
+    import tempfile
+
+    base = oblique_affine(angle, spacing=(0.7, 0.9, 3.0))
+    affine = base.copy()
+    affine[:3, :3] = base[:3, perm]
+    for j, flip in enumerate(flips):
+        if flip:
+            affine[:3, j] *= -1
+    arr = np.arange(4 * 5 * 6, dtype=np.int16).reshape(4, 5, 6)
+    with tempfile.TemporaryDirectory() as tmp:
+        vol = read_volume(_write(Path(tmp) / f"ct{suffix}", arr, affine))
+        assert _dominant_axes(vol.affine) == [(0, True), (1, True), (2, True)]
+        np.testing.assert_array_equal(vol.to_source(vol.array), arr)  # back to the file's own order
+        mask = (vol.array % 3 == 0).astype(np.uint8)
+        back = read_mask(write_mask_like(mask, vol, Path(tmp) / f"m{suffix}"), like=vol)
+        np.testing.assert_array_equal(back.array, mask)
