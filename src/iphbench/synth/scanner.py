@@ -72,14 +72,14 @@ def make_site_profile(seed: int, index: int, size: str = "small") -> ScannerProf
         dz = float(rng.choice([2.5, 2.75, 3.0]))
         n_z = int(np.clip(round(rng.uniform(150.0, 175.0) / dz), 48, 64))
         noise = rng.uniform(3.0, 8.0)
-        blur = rng.uniform(0.4, 1.1)
+        blur = rng.uniform(0.3, 0.8)
     else:
         n_xy = 512
         fov = rng.uniform(205.0, 240.0)
         dz = float(rng.choice([4.5, 5.0]))
         n_z = int(np.clip(round(rng.uniform(170.0, 195.0) / dz), 34, 44))
         noise = rng.uniform(3.0, 7.0)
-        blur = rng.uniform(0.3, 0.8)
+        blur = rng.uniform(0.25, 0.6)
     dxy = round(fov / n_xy, 4)
     return ScannerProfile(
         site=site_name(index),
