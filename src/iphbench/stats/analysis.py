@@ -40,7 +40,7 @@ DEFAULT_METRICS: tuple[str, ...] = ("dice", "iou", "hd95_mm")
 class RowCounts:
     """How many subject-rows of one metric entered the models and how many were left out, and why."""
 
-    used: int  # subject × style rows in the models
+    used: int  # subject × style rows in the ANOVA and t-tests (the regressions also need age and sex)
     hemorrhage_free: int  # left out: ref_ml == 0 (full protocol)
     nan_metric: int  # left out: metric is NaN (missed lesion or false alarm for d_H95)
     missing_covariate: int  # left out: no age or sex
@@ -141,8 +141,9 @@ def _metric_stats(
     pool_sd: bool,
 ) -> MetricStats:
     sel = select_rows(df, metric, orientation, protocol, styles)
-    rows = sel.rows
-    counts = RowCounts(len(rows), sel.n_hemorrhage_free, sel.n_nan, sel.n_missing_covariate)
+    rows = sel.rows  # for the models, which need age and sex
+    compare = select_rows(df, metric, orientation, protocol, styles, covariates=False).rows  # ANOVA, t-tests
+    counts = RowCounts(len(compare), sel.n_hemorrhage_free, sel.n_nan, sel.n_missing_covariate)
     notes = []
     label = METRIC_LABELS.get(metric, metric)
     if sel.n_nan:
@@ -154,6 +155,9 @@ def _metric_stats(
     ols, mixed_res = [], []
     for style in styles:
         srows = rows[rows["style"] == style]
+        if len(srows) < 3:
+            notes.append(f"{display_name(style)}: {len(srows)} subjects with data; no regression")
+            continue
         try:
             ols.append(fit_ols(srows, metric, style, min_site_n))
         except ValueError as exc:
@@ -165,7 +169,7 @@ def _metric_stats(
                 mixed_res.append(m)
     anova = None
     try:
-        anova = one_way_anova(rows, metric, styles)
+        anova = one_way_anova(compare, metric, styles)
     except ValueError as exc:
         notes.append(f"ANOVA not computed: {exc}")
     return MetricStats(
@@ -174,8 +178,8 @@ def _metric_stats(
         ols=ols,
         mixed=mixed_res,
         anova=anova,
-        unpaired=pairwise_unpaired(rows, metric, styles, pool_sd=pool_sd),
-        paired=pairwise_paired(rows, metric, styles),
+        unpaired=pairwise_unpaired(compare, metric, styles, pool_sd=pool_sd),
+        paired=pairwise_paired(compare, metric, styles),
         notes=notes,
     )
 
