@@ -110,3 +110,14 @@ def test_synthstrip_backend_runs_the_command(make_head, tmp_path: Path, monkeypa
     out = extract_brain(img, "synthstrip")
     expected = (img.array > 10) & (img.array < 100)
     assert np.array_equal(out.astype(bool), expected)
+
+
+def test_labelling_hole_fill_matches_scipy() -> None:
+    from scipy import ndimage
+
+    from iphbench.preprocessing.brain import _fill_holes_3d
+
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        m = rng.random((15, 17, 13)) < rng.uniform(0.3, 0.7)
+        assert np.array_equal(_fill_holes_3d(m), ndimage.binary_fill_holes(m))

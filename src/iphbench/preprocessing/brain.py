@@ -97,8 +97,9 @@ class CTBrainParams:
         1e-3  # below this share of bone voxels the scan is treated as already skull-less
     )
     work_mm: float = (
-        1.0  # the morphology runs on blocks of whole voxels about this size (speed), refined after
+        1.5  # the morphology runs on blocks of whole voxels about this size (speed), refined after
     )
+    air_hu: float = -500.0  # voxels at or below are air; the work is cropped to the box around the rest
 
 
 def ct_brain_mask(
@@ -123,6 +124,27 @@ def ct_brain_mask(
     if hu.ndim != 3:
         raise ValueError(f"ct_brain_mask expects a 3D volume, got shape {hu.shape}")
     sp = (abs(float(spacing[0])), abs(float(spacing[1])), abs(float(spacing[2])))
+    box = _head_box(hu, p.air_hu)
+    out = np.zeros(hu.shape, dtype=np.uint8)
+    if box is None:
+        raise BrainExtractionError("no head found (every voxel is air): is the image in HU?")
+    out[box] = _brain_in_box(np.asarray(hu[box]), sp, p)
+    return out
+
+
+def _head_box(hu: np.ndarray, air_hu: float, margin: int = 2) -> tuple[slice, slice, slice] | None:
+    """Bounding box of the non-air voxels plus a margin (the rest of the field of view is air)."""
+    head = hu > air_hu
+    box = []
+    for axis in range(3):
+        hit = np.flatnonzero(head.any(axis=tuple(a for a in range(3) if a != axis)))
+        if hit.size == 0:
+            return None
+        box.append(slice(max(0, int(hit[0]) - margin), min(hu.shape[axis], int(hit[-1]) + margin + 1)))
+    return (box[0], box[1], box[2])
+
+
+def _brain_in_box(hu: np.ndarray, sp: tuple[float, float, float], p: CTBrainParams) -> np.ndarray:
     bone = hu >= p.bone_hu
     soft = (hu >= p.soft_min_hu) & ~bone
     block = tuple(max(1, int(p.work_mm // s)) for s in sp)
@@ -134,7 +156,7 @@ def ct_brain_mask(
             bool
         )
         brain = _largest_component(grown & soft)
-    filled = ndimage.binary_fill_holes(brain) | _fill_holes_2d(brain, axis=2)
+    filled = _fill_holes_3d(brain) | _fill_holes_2d(brain, axis=2)
     return np.asarray(filled, dtype=np.uint8)
 
 
@@ -196,10 +218,23 @@ def _ellipsoid(radius_mm: float, spacing: tuple[float, float, float], in_plane: 
 def _fill_holes_all_ways(mask: np.ndarray) -> np.ndarray:
     """Fill holes in 3D and in every 2D slice along each axis (a skull open at its base still
     encloses the brain in axial slices, and a lesion touching one slice's edge is interior in another)."""
-    filled = ndimage.binary_fill_holes(mask)
+    filled = _fill_holes_3d(mask)
     for axis in range(3):
         filled |= _fill_holes_2d(mask, axis)
     return np.asarray(filled, dtype=bool)
+
+
+def _fill_holes_3d(mask: np.ndarray) -> np.ndarray:
+    """``binary_fill_holes`` by one labelling pass (background parts not touching the border are holes)."""
+    labels, n = ndimage.label(~mask)
+    if n == 0:
+        return mask.copy()
+    outside = np.zeros(n + 1, dtype=bool)
+    for axis in range(3):
+        for index in (0, -1):
+            outside[np.unique(np.take(labels, index, axis=axis))] = True
+    outside[0] = True
+    return np.asarray(mask | ~outside[labels])
 
 
 def _fill_holes_2d(mask: np.ndarray, axis: int) -> np.ndarray:
