@@ -29,6 +29,8 @@ def test_synth_writes_a_cohort(tmp_path: Path) -> None:
             "4",
             "--healthy-fraction",
             "0.34",
+            "--size",
+            "tiny",
         ],
     )
     assert result.exit_code == 0, result.output

@@ -11,9 +11,9 @@ from iphbench.synth import SubjectSpec, SyntheticScan, generate_cohort, make_sit
 
 @pytest.fixture(scope="session")
 def small_cohort(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Six subjects on three sites (one hemorrhage-free); returns the cohort.csv path."""
+    """Six tiny subjects on three sites (one hemorrhage-free); returns the cohort.csv path."""
     out = tmp_path_factory.mktemp("synth_cohort")
-    return generate_cohort(out, n_subjects=6, n_sites=3, seed=3, healthy_fraction=0.2)
+    return generate_cohort(out, n_subjects=6, n_sites=3, seed=3, healthy_fraction=0.2, size="tiny")
 
 
 @pytest.fixture(scope="session")

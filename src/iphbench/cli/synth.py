@@ -23,7 +23,7 @@ def synth_cmd(
     size: str = typer.Option(
         "small",
         "--size",
-        help="small (~128×128×64, ~1.7×1.7×2.75 mm) or clinical (512×512×~40, ~0.45×0.45×5 mm).",
+        help="small (~128×128×64, ~1.7×1.7×2.75 mm), clinical (512×512×~40, ~0.45×0.45×5 mm) or tiny (64×64×32, tests only).",
     ),
     healthy_fraction: float = typer.Option(
         0.0, "--healthy-fraction", min=0.0, max=1.0, help="Share of hemorrhage-free subjects."

@@ -127,7 +127,8 @@ def generate_cohort(
         n_subjects: number of subjects (at least ``n_sites``).
         n_sites: number of sites; each has its own scanner profile and at least one subject.
         seed: cohort seed: the same seed gives byte-identical files.
-        size: "small" (~128×128×64 at ~1.7×1.7×2.75 mm) or "clinical" (512×512×~40 at ~0.45×0.45×5 mm).
+        size: "small" (~128×128×64 at ~1.7×1.7×2.75 mm), "clinical" (512×512×~40 at ~0.45×0.45×5 mm)
+            or "tiny" (~64×64×32 at ~3.4×3.4×5 mm; tests and smoke runs only).
         healthy_fraction: share of hemorrhage-free subjects (empty masks).
         workers: processes rendering subjects in parallel (does not change the output).
         volume_range_ml: hemorrhage volumes are spread log-uniformly over this range.

@@ -18,7 +18,7 @@ from scipy import ndimage
 
 from iphbench.synth._field import Grid
 
-SIZES: tuple[str, ...] = ("small", "clinical")
+SIZES: tuple[str, ...] = ("small", "clinical", "tiny")
 STORAGE_ORDERS: tuple[str, ...] = (
     "RAS",
     "LPS",
@@ -61,12 +61,20 @@ def make_site_profile(seed: int, index: int, size: str = "small") -> ScannerProf
     """The scanner profile of site ``index`` for cohort ``seed`` at ``size`` ("small" or "clinical").
 
     ``small``: about 128×128×64 at ~1.7×1.7×2.5-3 mm (a 1 mL lesion covers ~100+ voxels);
-    ``clinical``: 512×512×~40 at ~0.45×0.45×5 mm, as routine head CT.
+    ``clinical``: 512×512×~40 at ~0.45×0.45×5 mm, as routine head CT; ``tiny``: ~64×64×32 at
+    ~3.4×3.4×5 mm, for tests and smoke runs only (a 1 mL bleed is ~17 voxels).
     """
     if size not in SIZES:
         raise ValueError(f"unknown size {size!r}: choose one of {', '.join(SIZES)}")
     rng = np.random.default_rng([seed, _SITE_STREAM, index])
-    if size == "small":
+    if size == "tiny":  # for tests and smoke runs only: 64×64×32 at ~3.4×3.4×5 mm
+        n_xy = int(rng.choice([60, 64]))
+        fov = rng.uniform(205.0, 220.0)
+        dz = 5.0
+        n_z = int(np.clip(round(rng.uniform(150.0, 175.0) / dz), 28, 32))
+        noise = rng.uniform(3.0, 8.0)
+        blur = rng.uniform(0.3, 0.8)
+    elif size == "small":
         n_xy = int(rng.choice([112, 120, 128]))
         fov = rng.uniform(205.0, 220.0)
         dz = float(rng.choice([2.5, 2.75, 3.0]))
