@@ -14,8 +14,8 @@ conventions" exactly:
   bounding box of the union of both masks: every surface voxel lies in that box, so cropping
   changes no distance. A one-voxel background margin around the box makes the border handling
   above exact. In 3D the transform is done slice by slice along the coarsest axis and combined
-  across slices at the surface voxels only (the EDT is separable; same values, about half the
-  time), and a crop that is mostly empty space uses a k-d tree instead (same values again);
+  across slices at the surface voxels only (the EDT is separable; same values, less time),
+  and a crop that is mostly empty space uses a k-d tree instead (same values again);
   see ``iphbench.evaluation._surface``.
 * **Percentile**: ``numpy.percentile`` with its default linear interpolation of each directed
   set (the convention of MONAI's ``torch.quantile``); d_H95 is the larger of the two.
