@@ -19,7 +19,7 @@ import logging
 import multiprocessing
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -284,7 +284,7 @@ class PatchStore:
         kept = table[table[column] > 0]
         return kept[["ox", "oy", "oz"]].to_numpy(dtype=np.int64)
 
-    def patches(self, subjects: list[str], mode: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+    def patches(self, subjects: Sequence[str], mode: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
         """All patches of ``subjects`` in selection ``mode``.
 
         Returns:
