@@ -37,7 +37,7 @@ class PrepConfig:
     out_max: float = 1.0  # value that hu_max maps to after min-max (paper: 1)
     target_spacing: list[float] | None = None  # resample to this spacing in mm (x, y, z); None = off, as the paper
     patch_size: int = 64  # cubic patch side in voxels; volumes are zero-padded to multiples of it (paper: 64)
-    mask_labels: list[int] | None = None  # label values counted as hemorrhage; None = any non-zero voxel
+    mask_labels: list[int] | None = None  # label values counted as hemorrhage; None = masks must be {0,1} or {0,255}
 
 
 @dataclass
