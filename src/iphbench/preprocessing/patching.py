@@ -59,7 +59,9 @@ def pad_to_multiple(array: np.ndarray, size: int, value: float = 0) -> tuple[np.
     )
     if all(after == 0 for _, after in pad):
         return array, pad
-    return np.pad(array, pad, mode="constant", constant_values=value), pad
+    out = np.full(target, value, dtype=array.dtype)  # faster than np.pad for large volumes
+    out[: array.shape[0], : array.shape[1], : array.shape[2]] = array
+    return out, pad
 
 
 def unpad(array: np.ndarray, pad: Pad | list[list[int]] | list[tuple[int, int]]) -> np.ndarray:
