@@ -204,7 +204,7 @@ def main() -> None:
         else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     )
     print(
-        f"training throughput, width {args.width}, {args.size}x{args.size} slices, batch {batch}, {steps} timed steps, {where}"
+        f"training throughput, width {args.width}, {args.size}x{args.size} slices, batch {batch}, {steps} steps × {args.rounds} alternating rounds (median), {where}"
     )
     print(f"torch {torch.__version__}; date {time.strftime('%Y-%m-%d')}\n")
     cols = ["model", "plain fp32 (slices/s)", "iphbench (slices/s)", "ratio"]
