@@ -15,6 +15,9 @@ from iphbench.models import SegmentationModel, create_model, list_models
 WIDTH = 4
 MODELS = list_models()
 
+# torch's own compile internals still call the deprecated torch.jit.script_method
+pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+
 
 def n_params(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -75,7 +78,7 @@ class TestModel:
             p8, p16, p64 = (n_params(create_model(name, width=w)) for w in (8, 16, 64))
         # conv / linear weights grow with width**2; biases, norms and the first conv linearly
         assert p8 < p16 < p64
-        assert 3.5 < p16 / p8 < 4.0, p16 / p8
+        assert 3.9 < p16 / p8 < 4.0, p16 / p8
         assert 15.5 < p64 / p16 < 16.0, p64 / p16
 
     def test_channels_last_same_output(self, name: str) -> None:
