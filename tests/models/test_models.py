@@ -175,6 +175,11 @@ def test_unknown_name_lists_valid_names() -> None:
         create_model("resnet")
 
 
+def test_unknown_setting_names_the_model() -> None:
+    with pytest.raises(TypeError, match=r"model 'unet' does not take one of the settings \['depth'\]"):
+        create_model("unet", width=4, depth=2)
+
+
 @pytest.mark.parametrize("width", [0, -1, 2.5, True])
 def test_bad_width(width: object) -> None:
     with pytest.raises(ValueError, match="width must be a positive integer"):

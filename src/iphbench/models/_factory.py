@@ -30,6 +30,7 @@ def create_model(
 
     Raises:
         KeyError: If ``name`` is not registered; the message lists the valid names.
+        TypeError: If ``kwargs`` holds a setting the model does not take.
         ValueError: If ``width`` is not a positive integer.
 
     Example:
@@ -41,7 +42,15 @@ def create_model(
     fn = model_entrypoint(name)
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be a positive integer (64 = the paper's VGG16), got {width!r}")
-    model = fn(in_channels=in_channels, classes=classes, width=width, **kwargs)
+    try:
+        model = fn(in_channels=in_channels, classes=classes, width=width, **kwargs)
+    except TypeError as exc:
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise TypeError(
+            f"model {name!r} does not take one of the settings {sorted(kwargs)}: {exc}; "
+            f"see docs/models.md for each model's settings"
+        ) from exc
     if not isinstance(model, SegmentationModel):
         raise TypeError(
             f"model {name!r} is registered but builds a {type(model).__name__}, not a SegmentationModel"
