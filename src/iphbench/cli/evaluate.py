@@ -1,10 +1,38 @@
-"""`iphbench evaluate`: not built yet."""
+"""``iphbench evaluate STUDY``: score every held-out subject and write metrics.csv."""
 
 from __future__ import annotations
 
-from iphbench.cli._app import app, fail
+from pathlib import Path
+
+import typer
+
+from iphbench.cli._app import app, console, fail
 
 
-@app.command("evaluate", help="(not built yet)")
-def evaluate_cmd() -> None:
-    raise fail("'iphbench evaluate' is not built yet", code=2)
+@app.command("evaluate")
+def evaluate_cmd(
+    study: Path = typer.Argument(..., help="Study folder (holds config.yaml, folds.csv, prep/, runs/)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """Predict each test subject with the models of the fold that held it out, score it under both
+    protocols (paper: lesion patches; full: whole brain) and write STUDY/metrics.csv."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from iphbench.evaluation.evaluate import EvaluationError, evaluate_study
+    from iphbench.evaluation.summary import summary_table
+
+    try:
+        with Progress(
+            TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            TextColumn("{task.description}"), console=console,
+        ) as bar:  # fmt: skip
+            task = bar.add_task("", total=None)
+
+            def step(subject: str, done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total, description=subject)
+
+            out = evaluate_study(study, device=device, progress=step)
+    except (EvaluationError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+    console.print(summary_table(out))
+    console.print(f"metrics written to [bold]{out}[/]")

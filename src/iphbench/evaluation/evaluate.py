@@ -1,0 +1,230 @@
+"""Study-level evaluation: every test subject of every fold, every style, orientation and protocol.
+
+Each subject is predicted only by the models of the fold that held it out (``folds.csv``,
+role ``test``). Two protocols, labelled in every row (DESIGN.md, "Beyond the paper"):
+
+* ``paper``: only the lesion patches are predicted and scored, as published (section 3.2).
+  Hemorrhage-free subjects have no lesion patch and are not part of this protocol.
+* ``full``: every patch touching the brain mask is predicted; predictions outside the brain
+  are 0, so false positives anywhere in the brain count. Hemorrhage-free subjects are scored
+  by their false-positive volume (``pred_ml``).
+
+Metrics are computed in each scan's own voxel grid (padding and any resampling undone) with
+its spacing in mm, against the reference mask file itself. One CSV per subject is written
+atomically under ``<study>/eval/`` so an interrupted evaluation resumes where it stopped;
+``metrics.csv`` is assembled from them at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from iphbench._files import atomic_path, atomic_write_json
+from iphbench.config import StudyConfig, config_hash
+from iphbench.views import FUSED, VIEWS
+
+log = logging.getLogger(__name__)
+
+METRIC_COLUMNS = [
+    "subject", "site", "age", "sex", "fold", "style", "orientation", "protocol",
+    "dice", "iou", "hd95_mm", "precision", "recall", "ref_ml", "pred_ml", "status",
+]  # fmt: skip
+
+
+class EvaluationError(RuntimeError):
+    """The study cannot be evaluated (missing runs, missing folds, ...)."""
+
+
+def run_dir(study_dir: Path, style: str, view: str, fold: int) -> Path:
+    """Folder of one training run (docs/formats.md)."""
+    return Path(study_dir) / "runs" / style / view / f"fold{fold}"
+
+
+def orientations_for(views: list[str]) -> list[str]:
+    """The single views trained, plus 2.5D when all three are there."""
+    out = [v for v in VIEWS if v in views]
+    if all(v in views for v in VIEWS):
+        out.append(FUSED)
+    return out
+
+
+def _eval_key(study_dir: Path, cfg: StudyConfig) -> str:
+    """Changes whenever a checkpoint or an evaluation setting changes, so stale results are redone."""
+    done = sorted(
+        str(p.relative_to(study_dir)) + ":" + p.read_text()
+        for p in (study_dir / "runs").glob("*/*/*/done.json")
+    )
+    return config_hash({"eval": asdict(cfg.eval), "runs": done})
+
+
+def evaluate_study(
+    study_dir: str | Path,
+    device: str = "auto",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Path:
+    """Evaluate a trained study and write ``<study>/metrics.csv``.
+
+    Args:
+        study_dir: the study folder (holds config.yaml, folds.csv, prep/, runs/).
+        device: "auto", "cpu" or a CUDA device.
+        progress: called as ``progress(subject, done, total)`` after each subject.
+
+    Returns:
+        Path of metrics.csv.
+    """
+    import torch
+
+    from iphbench.inference import predict_subject_views, resolve_device
+    from iphbench.preprocessing.store import PatchStore
+    from iphbench.training.checkpoint import load_model
+
+    study_dir = Path(study_dir)
+    cfg = _load_config(study_dir)
+    folds = _load_folds(study_dir)
+    store = PatchStore(study_dir / "prep")
+    styles, views = list(cfg.models.names), [v for v in VIEWS if v in cfg.views]
+    test = folds[folds["role"] == "test"]
+    _check_runs(study_dir, styles, views, sorted(test["fold"].unique()))
+
+    eval_dir = study_dir / "eval"
+    key = _eval_key(study_dir, cfg)
+    key_file = eval_dir / "key.json"
+    if key_file.exists() and json.loads(key_file.read_text()).get("key") != key:
+        log.info("checkpoints or evaluation settings changed since the last evaluation: starting it again")
+        shutil.rmtree(eval_dir)
+    eval_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(key_file, {"key": key})
+
+    dev = resolve_device(device)
+    subjects_table = store.subjects_table.set_index("subject")
+    total, done = len(test), 0
+    for fold in sorted(test["fold"].unique()):
+        fold_subjects = [
+            s for s in test.loc[test["fold"] == fold, "subject"] if not (eval_dir / f"{s}.csv").exists()
+        ]
+        done += int((test["fold"] == fold).sum()) - len(fold_subjects)
+        if not fold_subjects:
+            continue
+        models = {
+            style: {view: [load_model(run_dir(study_dir, style, view, int(fold)), dev)] for view in views}
+            for style in styles
+        }
+        for subject in fold_subjects:
+            with torch.inference_mode():
+                rows = _evaluate_subject(
+                    study_dir, cfg, store, subjects_table.loc[subject], subject, int(fold), models, dev,
+                    predict_subject_views,
+                )  # fmt: skip
+            frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
+            with atomic_path(eval_dir / f"{subject}.csv", suffix=".csv") as tmp:
+                frame.to_csv(tmp, index=False)
+            done += 1
+            if progress is not None:
+                progress(subject, done, total)
+
+    parts = [pd.read_csv(eval_dir / f"{s}.csv", dtype={"subject": str, "site": str}) for s in test["subject"]]
+    metrics = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=METRIC_COLUMNS)
+    out = study_dir / "metrics.csv"
+    with atomic_path(out, suffix=".csv") as tmp:
+        metrics.to_csv(tmp, index=False)
+    return out
+
+
+def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views):
+    from iphbench.evaluation.metrics import segmentation_metrics
+    from iphbench.inference import fuse_views, threshold
+    from iphbench.io import read_mask, read_volume, write_mask_like
+    from iphbench.preprocessing import restore
+
+    prepared = store.load(subject)
+    size = store.config.patch_size
+    lesion_origins = store.patch_origins(subject, "lesion")
+    brain_origins = store.patch_origins(subject, "brain")
+    union = np.unique(np.concatenate([lesion_origins, brain_origins]).reshape(-1, 3), axis=0)
+
+    image_path, mask_path = str(info["image"]), info.get("mask")
+    has_mask = isinstance(mask_path, str) and mask_path != ""
+    if has_mask:
+        ref_vol = read_mask(mask_path, labels=cfg.prep.mask_labels)
+        like = ref_vol
+    else:
+        like = read_volume(image_path)
+        ref_vol = like.with_array(np.zeros(like.shape, dtype=np.uint8))
+    ref = ref_vol.array.astype(bool)
+    spacing = ref_vol.spacing
+
+    padded = prepared.image.shape
+    regions = {
+        "paper": _region_of(lesion_origins, padded, size),
+        "full": np.asarray(prepared.brain, dtype=bool),
+    }
+    protocols = [p for p in cfg.eval.protocols if not (p == "paper" and len(lesion_origins) == 0)]
+    orientations = orientations_for(list(models[next(iter(models))]))
+    rows: list[list[object]] = []
+    for style, by_view in models.items():
+        probs = predict_subject_views(
+            prepared.image, union, size, by_view, dev, batch_size=cfg.eval.batch_size
+        )
+        for protocol in protocols:
+            region = regions[protocol]
+            for orientation in orientations:
+                prob = fuse_views(probs) if orientation == FUSED else probs[orientation]
+                binary = threshold(prob, cfg.eval.threshold) & region
+                pred = restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool)
+                m = segmentation_metrics(pred, ref, spacing)
+                rows.append([
+                    subject, info["site"], info.get("age"), info.get("sex"), fold, style, orientation, protocol,
+                    m.dice, m.iou, m.hd95_mm, m.precision, m.recall, m.ref_ml, m.pred_ml, m.status,
+                ])  # fmt: skip
+                if cfg.eval.save_predictions:
+                    out = study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"
+                    write_mask_like(pred.astype(np.uint8), like, out)
+    return rows
+
+
+def _region_of(origins: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:
+    region = np.zeros(shape, dtype=bool)
+    for x, y, z in origins:
+        region[x : x + size, y : y + size, z : z + size] = True
+    return region
+
+
+def _load_config(study_dir: Path) -> StudyConfig:
+    path = study_dir / "config.yaml"
+    if not path.exists():
+        raise EvaluationError(
+            f"{study_dir} is not a study folder: config.yaml is missing (run 'iphbench study run' first)"
+        )
+    return StudyConfig.load(path)
+
+
+def _load_folds(study_dir: Path) -> pd.DataFrame:
+    path = study_dir / "folds.csv"
+    if not path.exists():
+        raise EvaluationError(
+            f"{path} is missing: the study has not been split into folds yet (run 'iphbench study run')"
+        )
+    return pd.read_csv(path, dtype={"subject": str, "site": str})
+
+
+def _check_runs(study_dir: Path, styles: list[str], views: list[str], folds: list[int]) -> None:
+    missing = [
+        f"{style}/{view}/fold{fold}"
+        for style in styles
+        for view in views
+        for fold in folds
+        if not (run_dir(study_dir, style, view, int(fold)) / "done.json").exists()
+    ]
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        raise EvaluationError(
+            f"{len(missing)} training run(s) are not finished: {shown}. Run 'iphbench study run' to finish them."
+        )
