@@ -57,12 +57,26 @@ def orientations_for(views: list[str]) -> list[str]:
 
 
 def _eval_key(study_dir: Path, cfg: StudyConfig) -> str:
-    """Changes whenever a checkpoint or an evaluation setting changes, so stale results are redone."""
-    done = sorted(
-        str(p.relative_to(study_dir)) + ":" + p.read_text()
-        for p in (study_dir / "runs").glob("*/*/*/done.json")
-    )
-    return config_hash({"eval": asdict(cfg.eval), "runs": done})
+    """Changes whenever a checkpoint or an evaluation setting changes, so stale results are redone.
+
+    A run counts as changed when its ``done.json`` content or modification time, or its
+    ``best.pt`` size or modification time, differ (hashing every checkpoint's bytes would
+    cost seconds per call on a full grid). Copying a study without keeping modification
+    times (``cp -r`` rather than ``cp -a``) therefore re-evaluates it once.
+    """
+    done = []
+    for p in sorted((study_dir / "runs").glob("*/*/*/done.json")):
+        best = p.parent / "best.pt"
+        stat = best.stat() if best.exists() else None
+        done.append(
+            [
+                str(p.relative_to(study_dir)),
+                p.read_text(encoding="utf-8"),
+                p.stat().st_mtime_ns,
+                None if stat is None else [stat.st_size, stat.st_mtime_ns],
+            ]
+        )
+    return config_hash({"eval": asdict(cfg.eval), "prep": asdict(cfg.prep), "runs": done})
 
 
 def evaluate_study(
