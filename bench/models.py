@@ -118,10 +118,10 @@ def main() -> None:
     reps = args.reps or (1 if args.quick else 3)
     names = list_models()
     configs: list[tuple[str, int]] = [(n, w) for w in args.widths for n in names]
-    # a U-Net with smp's lighter decoder widths, to explain the gap to the smp reference
-    extra = {("unet", 64): ("unet, decoder 256-128-64-32", {"decoder_channels": (256, 128, 64, 32)})}
+    # a U-Net with Ronneberger's mirrored decoder widths, to show what the lighter default saves
+    extra = {("unet", 64): ("unet, decoder 512-256-128-64", {"decoder_channels": (512, 256, 128, 64)})}
     if 64 in args.widths and not args.quick:
-        configs.append(("unet, decoder 256-128-64-32", 64))
+        configs.append(("unet, decoder 512-256-128-64", 64))
 
     rows: dict[tuple[str, int], dict[str, float]] = {}
     cpu = torch.device("cpu")

@@ -13,19 +13,24 @@ def convs_out(module: nn.Module) -> list[int]:
     return [m.out_channels for m in module.modules() if isinstance(m, nn.Conv2d)]
 
 
-def test_unet_decoder_mirrors_the_encoder() -> None:
+def test_unet_default_decoder_widths() -> None:
+    """Default decoder 256-128-64-32 (segmentation_models family); skips keep the encoder's widths."""
     with torch.device("meta"):
         model = create_model("unet", width=64)
     assert isinstance(model, UNet) and not isinstance(model, AttentionUNet)
-    assert [u.out_channels for u in model.decoder.ups] == [512, 256, 128, 64]
+    assert [u.out_channels for u in model.decoder.ups] == [256, 128, 64, 32]
     assert all(u.kernel_size == (2, 2) and u.stride == (2, 2) for u in model.decoder.ups)
-    assert [s[0][0].in_channels for s in model.decoder.convs] == [
-        1024,
-        512,
-        256,
-        128,
-    ]  # up + skip concatenated
+    # up-convolution output + encoder skip (512, 256, 128, 64) concatenated
+    assert [s[0][0].in_channels for s in model.decoder.convs] == [256 + 512, 128 + 256, 64 + 128, 32 + 64]
     assert model.head.kernel_size == (1, 1)
+
+
+def test_unet_mirrored_decoder_on_request() -> None:
+    """Ronneberger's mirrored decoder (512-256-128-64) is one setting away."""
+    with torch.device("meta"):
+        model = create_model("unet", width=64, decoder_channels=(512, 256, 128, 64))
+    assert [u.out_channels for u in model.decoder.ups] == [512, 256, 128, 64]
+    assert [s[0][0].in_channels for s in model.decoder.convs] == [1024, 512, 256, 128]
 
 
 def test_unet_custom_decoder_channels() -> None:
@@ -43,7 +48,7 @@ def test_attention_gates_on_every_skip() -> None:
     assert len(gates) == 4 and all(isinstance(g, AttentionGate) for g in gates)
     # skip channels (F_x), gating channels (F_g, the coarser decoder state) and F_int = F_x / 2
     assert [g.theta_x.in_channels for g in gates] == [512, 256, 128, 64]
-    assert [g.phi_g.in_channels for g in gates] == [512, 512, 256, 128]
+    assert [g.phi_g.in_channels for g in gates] == [512, 256, 128, 64]
     assert [g.theta_x.out_channels for g in gates] == [256, 128, 64, 32]
     assert all(g.theta_x.stride == (2, 2) and g.psi.out_channels == 1 for g in gates)
 

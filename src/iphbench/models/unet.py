@@ -19,8 +19,11 @@ from iphbench.models._blocks import double_conv, head_init, init_weights, scale_
 from iphbench.models._pretrained import build_vgg16_encoder
 from iphbench.models._registry import register_model
 
-#: Decoder widths at width 64, coarsest first.
-UNET_DECODER_CHANNELS: tuple[int, ...] = (512, 256, 128, 64)
+#: Decoder widths at width 64, coarsest first. The segmentation_models family (Keras and
+#: PyTorch) uses 256-128-64-32(-16) behind a VGG16 encoder; the paper's Keras implementation
+#: with a VGG16 backbone belongs to that family, and these widths halve the decoder's cost
+#: against Ronneberger's mirrored 512-256-128-64 (still available via ``decoder_channels``).
+UNET_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32)
 
 
 class UNetDecoder(nn.Module):
@@ -82,7 +85,7 @@ class UNet(SegmentationModel):
         batch_norm: Batch norm after every 3x3 convolution.
         pretrained: Optional local file with ImageNet VGG16 weights (see ``_pretrained``).
         decoder_channels: The four decoder widths, coarsest first; default
-            ``(512, 256, 128, 64) * width / 64``.
+            ``(256, 128, 64, 32) * width / 64``.
 
     Example:
         >>> m = UNet(width=4)
