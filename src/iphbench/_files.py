@@ -41,8 +41,14 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, final)
         _fsync_dir(final.parent)
+    except OSError as exc:  # disk full, permission denied, ...: say which file could not be written
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        if exc.filename is not None and str(exc.filename) not in (str(tmp), str(final)):
+            raise
+        raise OSError(exc.errno, f"cannot write {final}: {exc.strerror or exc}", str(final)) from exc
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):
             tmp.unlink()
         raise
 

@@ -32,7 +32,7 @@ def evaluate_cmd(
                 bar.update(task, completed=done, total=total, description=subject)
 
             out = evaluate_study(study, device=device, progress=step)
-    except (EvaluationError, FileNotFoundError) as exc:
+    except (EvaluationError, OSError) as exc:
         raise fail(str(exc)) from None
     console.print(summary_table(out))
     console.print(f"metrics written to [bold]{out}[/]")

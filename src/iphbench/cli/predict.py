@@ -38,6 +38,8 @@ def predict_cmd(
 
     if not (study / "config.yaml").exists():
         raise fail(f"{study} is not a study folder (config.yaml is missing)")
+    if not output.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".mha")):
+        raise fail(f"--output {output}: unsupported suffix; use .nii.gz, .nii, .nrrd or .mha", code=2)
     t_start = time.perf_counter()
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
@@ -52,11 +54,14 @@ def predict_cmd(
             )  # fmt: skip
         except (VolumeReadError, FileNotFoundError, ValueError, RuntimeError) as exc:
             raise fail(f"{scan}: {exc}") from None
-        write_mask_like(result.mask, image, output)
-        if probability is not None:
-            from iphbench.io.volume import write_nifti_like
+        try:
+            write_mask_like(result.mask, image, output)
+            if probability is not None:
+                from iphbench.io.volume import write_nifti_like
 
-            write_nifti_like(result.probability, image, probability, dtype=np.float32)
+                write_nifti_like(result.probability, image, probability, dtype=np.float32)
+        except (OSError, ValueError) as exc:  # disk full, read-only folder, unsupported suffix
+            raise fail(f"cannot write the result of {scan}: {exc}") from None
         bar.update(task, advance=1, description="written")
     wall = time.perf_counter() - t_start
     console.print(

@@ -39,7 +39,7 @@ def prepare_cmd(
     try:
         prep = load_prep_config(config) if config is not None else PrepConfig()
         result = prepare_store(cohort, out, prep, workers=workers, progress=progress, overwrite=overwrite)
-    except (ConfigError, CohortError, ValueError, FileNotFoundError) as exc:
+    except (ConfigError, CohortError, ValueError, OSError) as exc:
         raise fail(str(exc)) from None
 
     console.print(

@@ -38,7 +38,7 @@ def report_cmd(
     with console.status("writing the report (statistics, tables, figures)..."):
         try:
             path = write_report(folder, out=out, orientation=orientation, min_site_n=min_site_n, pdf=pdf)
-        except MetricsTableError as exc:
+        except (MetricsTableError, OSError) as exc:
             raise fail(str(exc)) from None
     size = path.stat().st_size / 1e6
     console.print(f"report written to [bold]{escape(str(path))}[/] ({size:.1f} MB, self-contained)")

@@ -74,7 +74,7 @@ def stats_cmd(
             )
         results = [run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed) for p in protocols]
         out = save_stats(results, folder / "stats")
-    except MetricsTableError as exc:
+    except (MetricsTableError, OSError) as exc:
         raise fail(str(exc)) from None
 
     for r in results:

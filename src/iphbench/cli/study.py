@@ -61,7 +61,7 @@ def study_cmd(
             folds=only_fold or None,
             progress=progress,
         )
-    except (ConfigError, StudyError, ExecutorError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, StudyError, ExecutorError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     console.print(
         f"study {result.out}: {len(result.done)} trained, {len(result.skipped)} already done, "

@@ -38,7 +38,7 @@ def train_cmd(
             folds=[fold],
             progress=progress,
         )
-    except (ConfigError, StudyError, FileNotFoundError, ValueError) as exc:
+    except (ConfigError, StudyError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     run_dir = Path(cfg.out) / "runs" / model / view / f"fold{fold}"
     if result.skipped:

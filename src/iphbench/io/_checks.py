@@ -12,6 +12,7 @@ from iphbench.io.read import read_volume
 from iphbench.io.volume import Volume, VolumeReadError
 
 MAX_SPACING_MM = 20.0  # a voxel side above this is not a head CT grid (thick slices are ~5-10 mm)
+MIN_SPACING_MM = 0.05  # a voxel side below this is not a head CT grid either (in-plane is ~0.2-1 mm)
 RAW_MAX = 3000.0  # min >= 0 with max above this looks like raw 0..4095 scanner values without rescale
 Found = tuple[str, str, str, str]  # (subject, file, message, severity): the fields of ``Issue``
 
@@ -53,17 +54,21 @@ def _read_message(exc: VolumeReadError, what: str) -> str:
     return f"{what} unreadable: {text}"
 
 
+def spacing_problem(spacing: Sequence[float]) -> str | None:
+    """Why a voxel spacing (mm) cannot be a head CT grid, or ``None`` when it is plausible."""
+    ok = np.all(np.isfinite(spacing)) and MIN_SPACING_MM <= min(spacing) and max(spacing) <= MAX_SPACING_MM
+    if ok:
+        return None
+    shown = " x ".join(f"{s:.4g}" for s in spacing)
+    return (
+        f"absurd voxel spacing {shown} mm (expected {MIN_SPACING_MM:g} to {MAX_SPACING_MM:g} mm); "
+        "fix the header (pixdim / PixelSpacing) or re-export the scan"
+    )
+
+
 def _spacing_problems(vol: Volume) -> list[tuple[str, str]]:
-    spacing = vol.spacing
-    if min(spacing) <= 0 or max(spacing) > MAX_SPACING_MM or not np.all(np.isfinite(spacing)):
-        shown = " x ".join(f"{s:.4g}" for s in spacing)
-        return [
-            (
-                f"absurd voxel spacing {shown} mm (expected > 0 and <= {MAX_SPACING_MM:g} mm); fix the header",
-                "error",
-            )
-        ]
-    return []
+    problem = spacing_problem(vol.spacing)
+    return [(problem, "error")] if problem else []
 
 
 def _intensity_problems(vol: Volume) -> list[tuple[str, str]]:

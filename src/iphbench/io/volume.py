@@ -158,11 +158,31 @@ def read_nifti(path: str | Path, dtype: type | np.dtype | None = np.float32) -> 
     except Exception as exc:  # nibabel raises many types for corrupt files
         raise VolumeReadError(f"cannot read NIfTI file {path}: {exc}") from None
     data = check_voxels(data, path)
+    if int(img.header["sform_code"]) == 0 and int(img.header["qform_code"]) == 0:
+        _check_pixdim(img, path)
     affine = np.asarray(img.affine, dtype=np.float64)
     source = SourceGrid(
         shape=tuple(data.shape), affine=affine, ornt=np.zeros((3, 2)), path=str(path), format="nifti"
     )
     return canonicalize_as(data, affine, source, dtype)
+
+
+def _check_pixdim(img: Any, path: Path) -> None:
+    """Refuse a header without qform/sform whose voxel sizes are not all positive.
+
+    nibabel silently replaces such sizes with 1 mm when loading (a wrong grid: wrong mL and mm),
+    so the header is read again as stored, without its fixes.
+    """
+    from nibabel.openers import ImageOpener
+
+    with ImageOpener(str(path)) as fh:
+        raw = type(img.header).from_fileobj(fh, check=False)
+    zooms = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
+    if not np.all(zooms > 0):
+        raise VolumeReadError(
+            f"{path}: the header has no orientation (qform/sform) and voxel sizes {zooms.tolist()} mm; "
+            "the voxel spacing is unknown: fix pixdim (or the qform/sform) in the header"
+        )
 
 
 def canonicalize_as(

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from iphbench.config import ConfigError, PrepConfig
+from iphbench.io._checks import spacing_problem
 from iphbench.io.volume import SourceGrid, Volume
 from iphbench.preprocessing.brain import extract_brain, list_extractors
 from iphbench.preprocessing.intensity import window_normalize
@@ -147,6 +148,9 @@ def prepare_volume(
     """
     check_prep_config(config)
     name = image.source.path or "scan"
+    bad_spacing = spacing_problem(image.spacing)
+    if bad_spacing:  # brain extraction sizes its kernels in mm: an absurd grid gives garbage or huge arrays
+        raise ValueError(f"{name}: {bad_spacing}")
     if mask is not None and mask.shape != image.shape:
         raise ValueError(
             f"mask {mask.source.path} has canonical shape {mask.shape} but image {name} has {image.shape}: "

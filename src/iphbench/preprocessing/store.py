@@ -332,6 +332,11 @@ def _load_manifest(cohort: str | Path | pd.DataFrame) -> pd.DataFrame:
         raise ValueError(
             f"the cohort manifest has no column(s) {missing}; it needs subject, site, age, sex, image, mask"
         )
+    if df.empty:
+        where = "" if isinstance(cohort, pd.DataFrame) else f" {cohort}"
+        raise ValueError(
+            f"the cohort manifest{where} has no rows (empty cohort): there is nothing to prepare"
+        )
     df["subject"] = df["subject"].astype(str)
     if "site" not in df.columns:
         df["site"] = ""

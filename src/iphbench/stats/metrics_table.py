@@ -93,7 +93,12 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
         path = path / "metrics.csv"
     if not path.is_file():
         raise MetricsTableError(f"{path} does not exist; run 'iphbench evaluate' on the study first")
-    df = pd.read_csv(path, dtype={"subject": str, "site": str, "sex": str})
+    try:
+        df = pd.read_csv(path, dtype={"subject": str, "site": str, "sex": str})
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise MetricsTableError(
+            f"{path} is not a readable metrics table ({exc}); run 'iphbench evaluate' on the study again"
+        ) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
     if missing:
         raise MetricsTableError(f"{path} lacks column(s) {missing}; it must hold {list(REQUIRED_COLUMNS)}")

@@ -53,15 +53,30 @@ def _deal_order(subjects: pd.DataFrame, rng: np.random.Generator) -> list[str]:
 
 
 def _split_val(
-    train: list[str], site_of: dict[str, str], fraction: float, rng: np.random.Generator
+    train: list[str],
+    site_of: dict[str, str],
+    fraction: float,
+    rng: np.random.Generator,
+    lesion_free: set[str] | None = None,
 ) -> set[str]:
-    """Pick ``max(1, round(fraction·n))`` validation subjects from ``train``, spread over sites."""
+    """Pick ``max(1, round(fraction·n))`` validation subjects from ``train``, spread over sites.
+
+    Subjects in ``lesion_free`` (no lesion patch) are not picked: validation scores lesion
+    patches only (paper section 3.2), so they would leave nothing to select the model on.
+    """
     n_val = max(1, round(fraction * len(train)))
     if len(train) - n_val < 1:
         raise FoldsError(
             f"a fold has only {len(train)} training subject(s): too few to hold out {n_val} for validation; "
             "use fewer folds or more subjects"
         )
+    candidates = [s for s in train if s not in (lesion_free or set())]
+    if len(candidates) < n_val + 1:
+        raise FoldsError(
+            f"a fold has only {len(candidates)} training subject(s) with a hemorrhage: too few to hold out "
+            f"{n_val} for validation and train on the rest; use fewer folds or more subjects with a lesion"
+        )
+    train = candidates
     frame = pd.DataFrame({"subject": train, "site": [site_of[s] for s in train]})
     order = _deal_order(frame, rng)
     # Interleave the sites (one subject of each site in turn) so small sites are not skipped.
@@ -81,7 +96,9 @@ def make_folds(subjects_df: pd.DataFrame, config: FoldsConfig | None = None) -> 
     """Split subjects into folds by subject (paper section 3.5; DESIGN.md "Beyond the paper" for LOSO).
 
     Args:
-        subjects_df: one row per subject with columns ``subject`` and ``site`` (extra columns ignored).
+        subjects_df: one row per subject with columns ``subject`` and ``site``; an optional
+            ``n_lesion_patches`` column keeps subjects without a lesion patch out of validation
+            (they still train and test). Other columns are ignored.
         config: scheme (``kfold`` stratified by site, or ``loso``), ``k``, ``val_fraction`` and ``seed``.
 
     Returns:
@@ -101,6 +118,10 @@ def make_folds(subjects_df: pd.DataFrame, config: FoldsConfig | None = None) -> 
     if dup:
         raise FoldsError(f"subjects listed more than once: {dup[:5]}; each subject must appear once")
     site_of = dict(zip(subjects["subject"], subjects["site"], strict=True))
+    lesion_free: set[str] = set()
+    if "n_lesion_patches" in subjects_df.columns:
+        counts = pd.to_numeric(subjects_df["n_lesion_patches"], errors="coerce").fillna(0).to_numpy()
+        lesion_free = set(subjects["subject"][counts <= 0])
     rng = np.random.default_rng(config.seed)
 
     if config.scheme == "kfold":
@@ -124,7 +145,7 @@ def make_folds(subjects_df: pd.DataFrame, config: FoldsConfig | None = None) -> 
     for fold in range(n_folds):
         train = sorted(s for s in subjects["subject"] if test_fold[s] != fold)
         fold_rng = np.random.default_rng([config.seed, fold])
-        val = _split_val(train, site_of, config.val_fraction, fold_rng)
+        val = _split_val(train, site_of, config.val_fraction, fold_rng, lesion_free)
         for s in subjects["subject"]:
             role = "test" if test_fold[s] == fold else ("val" if s in val else "train")
             rows.append((s, site_of[s], fold, role))

@@ -113,12 +113,11 @@ def open_study(config: StudyConfig) -> Path:
                 f"this config {digest}); compare with {out / 'config.yaml'}, then either restore that config "
                 "or choose a new 'out' folder"
             )
-        if stored.get("iphbench") != iphbench.__version__:
-            log.warning(
-                "study %s was made with iphbench %s; this is %s",
-                out,
-                stored.get("iphbench"),
-                iphbench.__version__,
+        if stored.get("iphbench") != iphbench.__version__:  # never mix results of two versions
+            raise StudyError(
+                f"study folder {out} was made with iphbench {stored.get('iphbench')}; this is "
+                f"{iphbench.__version__}. Choose a new 'out' folder (or use iphbench "
+                f"{stored.get('iphbench')} to continue this study)"
             )
     else:
         atomic_write_json(marker, {"iphbench": iphbench.__version__, "config_hash": digest})
@@ -131,14 +130,22 @@ def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.
     from iphbench.preprocessing.store import PatchStore, prepare_store
 
     out = Path(config.out)
-    prepare_store(config.cohort, out / "prep", config.prep, progress=progress)
+    prepared = prepare_store(config.cohort, out / "prep", config.prep, progress=progress)
+    if prepared.failed:  # training on the others would silently drop these subjects from the study
+        listed = "; ".join(f"{s}: {e}" for s, e in list(prepared.failed.items())[:5])
+        more = f" and {len(prepared.failed) - 5} more" if len(prepared.failed) > 5 else ""
+        raise StudyError(
+            f"{len(prepared.failed)} subject(s) of {config.cohort} could not be prepared ({listed}{more}); "
+            "fix their files (see 'iphbench validate') or remove them from the cohort, then run again "
+            "(prepared subjects are kept)"
+        )
     store = PatchStore(out / "prep")
     folds_path = out / "folds.csv"
     if folds_path.exists():
         folds = read_folds(folds_path)
     else:
         subjects = store.subjects_table
-        folds = make_folds(subjects[["subject", "site"]], config.folds)
+        folds = make_folds(subjects[["subject", "site", "n_lesion_patches"]], config.folds)
         write_folds(folds, folds_path)
     return store, folds
 
