@@ -17,7 +17,7 @@ def demo_cmd(
     ),
     subjects: int = typer.Option(24, help="Synthetic subjects."),
     sites: int = typer.Option(4, help="Synthetic sites."),
-    folds: int = typer.Option(3, help="Cross-validation folds (paper: 5)."),
+    folds: int = typer.Option(2, help="Cross-validation folds (paper: 5)."),
     width: int = typer.Option(8, help="VGG16 width (paper: 64)."),
     epochs: int = typer.Option(4, help="Epochs per run (paper: up to 300)."),
     seed: int = typer.Option(0, help="Seed of the cohort, folds and training."),
