@@ -32,6 +32,7 @@ def test_report_holds_every_table_and_figure(fake_study: Path) -> None:
     assert "Hemorrhage-free subjects" in text  # full protocol false positives
     # run notes near the top, config and software versions at the end
     assert text.index("reduced") < text.index("Table 1:")
+    assert "<strong>reduced</strong>" in text and "**" not in text  # the notes' Markdown is rendered
     assert "name: fake-study" in text and "statsmodels" in text and "numpy" in text
     assert (fake_study / "figures" / "fig2_age_vs_f_paper.png").is_file()
     assert (fake_study / "tables" / "table2_dice_full.tex").is_file()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
+import re
 import importlib.metadata
 import logging
 import platform
@@ -91,15 +92,22 @@ def _badge(protocol: str) -> str:
     return f'<span class="badge {html.escape(protocol)}">{html.escape(protocol)} protocol</span>'
 
 
+def _inline_md(text: str) -> str:
+    """Escape, then render **bold** and `code` (the only inline Markdown the notes use)."""
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", out)
+
+
 def _notes_html(text: str) -> str:
-    """A tiny Markdown subset: paragraphs and '- ' bullet lists; everything escaped."""
+    """A tiny Markdown subset: paragraphs, '- ' bullet lists, **bold** and `code`; everything escaped."""
     blocks = []
     for para in text.strip().split("\n\n"):
         lines = [ln.strip() for ln in para.splitlines() if ln.strip()]
         if lines and all(ln.startswith(("- ", "* ")) for ln in lines):
-            blocks.append("<ul>" + "".join(f"<li>{html.escape(ln[2:])}</li>" for ln in lines) + "</ul>")
+            blocks.append("<ul>" + "".join(f"<li>{_inline_md(ln[2:])}</li>" for ln in lines) + "</ul>")
         elif lines:
-            blocks.append("<p>" + html.escape(" ".join(ln.lstrip("# ") for ln in lines)) + "</p>")
+            blocks.append("<p>" + _inline_md(" ".join(ln.lstrip("# ") for ln in lines)) + "</p>")
     return "\n".join(blocks)
 
 
