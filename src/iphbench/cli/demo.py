@@ -22,9 +22,11 @@ def demo_cmd(
     epochs: int = typer.Option(4, help="Epochs per run (paper: up to 300)."),
     seed: int = typer.Option(0, help="Seed of the cohort, folds and training."),
 ) -> None:
-    """Generate a synthetic cohort, prepare it, train 4 styles × 3 views × FOLDS folds, evaluate under the
-    paper and full protocols, run the statistics and write OUT/study/report.html. Reduced settings so
-    that it finishes in minutes on a CPU; the report says which."""
+    """Run the whole method on a synthetic multi-site cohort and write OUT/study/report.html.
+
+    Generates a synthetic cohort, prepares it, trains 4 styles × 3 views × FOLDS folds, evaluates under the
+    paper and full protocols, runs the statistics and writes the report. Reduced settings so that it
+    finishes in minutes on a CPU; the report says which."""
     from iphbench.demo import MIN_DEMO_DICE, DemoSettings, run_demo
 
     settings = DemoSettings(

@@ -14,8 +14,10 @@ def evaluate_cmd(
     study: Path = typer.Argument(..., help="Study folder (holds config.yaml, folds.csv, prep/, runs/)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
 ) -> None:
-    """Predict each test subject with the models of the fold that held it out, score it under both
-    protocols (paper: lesion patches; full: whole brain) and write STUDY/metrics.csv."""
+    """Score every held-out subject under the paper and full protocols and write STUDY/metrics.csv.
+
+    Each test subject is predicted by the models of the fold that held it out; predicted masks are
+    written to STUDY/predictions/ in each scan's own grid."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from iphbench.evaluation.evaluate import EvaluationError, evaluate_study

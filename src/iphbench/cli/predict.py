@@ -28,8 +28,10 @@ def predict_cmd(
         None, help="Also write the probability map here (NIfTI, float32)."
     ),
 ) -> None:
-    """Brain extraction, windowing, every brain patch through the chosen style's fold models,
-    fusion, and the mask written in the scan's own grid; prints the hemorrhage volume in mL."""
+    """Segment a new scan with a trained study; print its hemorrhage volume in mL.
+
+    Brain extraction, windowing, every brain patch through the chosen style's fold models, fusion;
+    the mask is written in the scan's own grid."""
     import numpy as np
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
