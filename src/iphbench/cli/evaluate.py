@@ -34,7 +34,7 @@ def evaluate_cmd(
                 bar.update(task, completed=done, total=total, description=subject)
 
             out = evaluate_study(study, device=device, progress=step)
-    except (EvaluationError, OSError) as exc:
+    except (EvaluationError, OSError, ValueError) as exc:  # ValueError: a damaged checkpoint or table
         raise fail(str(exc)) from None
     console.print(summary_table(out))
     console.print(f"metrics written to [bold]{out}[/]")

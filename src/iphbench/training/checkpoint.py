@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,14 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train the run first ('iphbench train')")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:  # foreign objects, truncation
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ValueError(
+            f"checkpoint {path} cannot be loaded as plain tensors ({reason}); it is damaged or was not written "
+            "by iphbench: delete its run folder and train the run again"
+        ) from None
     if not isinstance(payload, dict):
         raise ValueError(f"checkpoint {path} does not hold a dict; it was not written by iphbench")
     return payload
