@@ -55,9 +55,12 @@ def predict_patches(
     if n == 0:
         return np.zeros(patches.shape, dtype=np.float32)
     use_amp = (device.type == "cuda") if amp is None else amp
-    slices = to_slices(torch.from_numpy(np.ascontiguousarray(patches)), view)  # (N*S, H, W)
-    out = torch.zeros(slices.shape, dtype=torch.float32)
-    for model in models:
+    src = torch.from_numpy(np.ascontiguousarray(patches))
+    if device.type == "cuda":  # one upload; slicing, sigmoid and the ensemble sum then stay on the GPU
+        src = src.to(device, non_blocking=True)
+    slices = to_slices(src, view)  # (N*S, H, W)
+    out = torch.empty(slices.shape, dtype=torch.float32, device=slices.device)
+    for i, model in enumerate(models):
         # channels-last: ~1.8x faster inference on CPU too (bench: 32x32 slices, width 8)
         model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for start in range(0, slices.shape[0], batch_size):
@@ -65,9 +68,15 @@ def predict_patches(
             batch = batch.unsqueeze(1).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(batch)
-            out[start : start + batch.shape[0]] += torch.sigmoid(logits.float())[:, 0].cpu()
-    out /= float(len(models))
-    return np.ascontiguousarray(from_slices(out, view, tuple(patches.shape)).numpy())
+            prob = torch.sigmoid(logits.float())[:, 0]
+            target = out[start : start + prob.shape[0]]
+            if i == 0:  # the first model writes, the others add: no zero-fill pass
+                target.copy_(prob)
+            else:
+                target.add_(prob)
+    if len(models) > 1:
+        out /= float(len(models))
+    return from_slices(out, view, tuple(patches.shape)).contiguous().cpu().numpy()
 
 
 def scatter_into(volume_shape: tuple[int, ...], patches: np.ndarray, origins: np.ndarray) -> np.ndarray:

@@ -100,7 +100,8 @@ def predict_scan(
     Returns:
         A :class:`ScanPrediction` in the scan's canonical grid.
     """
-    from iphbench.inference import fuse_views, predict_subject_views, resolve_device, threshold
+    from iphbench.inference import fuse_views, predict_patches, resolve_device, threshold
+    from iphbench.inference.predictor import gather_patches, scatter_into
     from iphbench.preprocessing import prepare_volume, restore
     from iphbench.preprocessing.patching import select_patches
 
@@ -128,9 +129,16 @@ def predict_scan(
     step("preprocessed")
 
     t0 = time.perf_counter()
-    probs = predict_subject_views(prepared.image, origins, size, models, dev, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
-    prob = fuse_views(probs) if orientation == FUSED else probs[orientation]
-    prob = prob * np.asarray(prepared.brain, dtype=np.float32)
+    patches = gather_patches(prepared.image, origins, size)
+    by_view = {
+        v: predict_patches(models[v], patches, v, dev, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
+        for v in views
+    }
+    # fuse and zero outside the brain on the patches, then place them once: one pass over
+    # the padded volume instead of one per view plus two for fusion and masking
+    prob_patches = fuse_views(by_view, views) if orientation == FUSED else by_view[orientation]
+    prob_patches *= gather_patches(prepared.brain, origins, size)
+    prob = scatter_into(prepared.image.shape, prob_patches, origins)
     seconds["inference"] = time.perf_counter() - t0
     step("predicted")
 
