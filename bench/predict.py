@@ -7,7 +7,7 @@ Measures, per device:
       subprocess (Python start, imports, reading, model loading, everything);
   (b) the in-process time from a loaded scan and loaded models to the written mask
       (``predict_scan`` + ``write_mask_like``), split into preprocess, inference, restore and
-      write; the median of ``--repeats`` runs after one warm-up run.
+      write; the median of ``--repeats`` runs (after one warm-up run on CUDA).
 
 Usage:
     .venv/bin/python bench/predict.py                  # width 64 (the paper's VGG16), CPU and CUDA if present
@@ -105,15 +105,16 @@ def time_in_process(
 
     samples: dict[str, list[float]] = {}
     result = None
-    for i in range(repeats + 1):
+    warmup = 1 if dev.type == "cuda" else 0  # first CUDA kernels and cuDNN plans; the CPU needs none
+    for i in range(repeats + warmup):
         sync()
         t0 = time.perf_counter()
         result = predict_scan(image, study, style=style, device=device, models=models)  # type: ignore[arg-type]
         t1 = time.perf_counter()
         write_mask_like(result.mask, image, out)
         t2 = time.perf_counter()
-        if i == 0:
-            continue  # warm-up: first CUDA kernels, allocator, page cache
+        if i < warmup:
+            continue
         for stage in ("preprocess", "inference", "restore"):
             samples.setdefault(stage, []).append(result.seconds[stage])
         samples.setdefault("write", []).append(t2 - t1)
@@ -250,7 +251,7 @@ def main() -> None:
         print(f"## `iphbench predict`: one {f['shape'][0]}x{f['shape'][1]}x{f['shape'][2]} scan, "
               f"{args.style} width {width}, 2.5D, 1 fold ({f['n_models']} models), {n_patches} brain patches of 64³\n")  # fmt: skip
         print(f"{datetime.date.today()}, {platform.platform()}, {os.cpu_count()} cores, torch {torch.__version__}; "
-              f"median of {repeats} in-process run(s) after a warm-up\n")  # fmt: skip
+              f"median of {repeats} in-process run(s) (after a warm-up on CUDA)\n")  # fmt: skip
         print("| device | (a) command wall s | (b) in-process s | preprocess s | inference s | restore s | write s "
               "| read scan s | load models s |")  # fmt: skip
         print("|---|---|---|---|---|---|---|---|---|")
