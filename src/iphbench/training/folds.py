@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -92,14 +93,17 @@ def _split_val(
     return set(interleaved[:n_val])
 
 
-def make_folds(subjects_df: pd.DataFrame, config: FoldsConfig | None = None) -> pd.DataFrame:
+def make_folds(
+    subjects_df: pd.DataFrame, config: FoldsConfig | None = None, lesion_free: Iterable[str] = ()
+) -> pd.DataFrame:
     """Split subjects into folds by subject (paper section 3.5; DESIGN.md "Beyond the paper" for LOSO).
 
     Args:
-        subjects_df: one row per subject with columns ``subject`` and ``site``; an optional
-            ``n_lesion_patches`` column keeps subjects without a lesion patch out of validation
-            (they still train and test). Other columns are ignored.
+        subjects_df: one row per subject with columns ``subject`` and ``site`` (extra columns ignored).
         config: scheme (``kfold`` stratified by site, or ``loso``), ``k``, ``val_fraction`` and ``seed``.
+        lesion_free: subjects without a lesion patch; they are kept out of validation (validation
+            scores lesion patches only, so they would leave nothing to select the model on) but
+            still train and test. ``iphbench study run`` passes them from the patch store.
 
     Returns:
         DataFrame with columns ``subject, site, fold, role``: one row per subject × fold; every
@@ -118,10 +122,7 @@ def make_folds(subjects_df: pd.DataFrame, config: FoldsConfig | None = None) -> 
     if dup:
         raise FoldsError(f"subjects listed more than once: {dup[:5]}; each subject must appear once")
     site_of = dict(zip(subjects["subject"], subjects["site"], strict=True))
-    lesion_free: set[str] = set()
-    if "n_lesion_patches" in subjects_df.columns:
-        counts = pd.to_numeric(subjects_df["n_lesion_patches"], errors="coerce").fillna(0).to_numpy()
-        lesion_free = set(subjects["subject"][counts <= 0])
+    no_lesion = {str(s) for s in lesion_free}
     rng = np.random.default_rng(config.seed)
 
     if config.scheme == "kfold":
@@ -145,7 +146,7 @@ def make_folds(subjects_df: pd.DataFrame, config: FoldsConfig | None = None) -> 
     for fold in range(n_folds):
         train = sorted(s for s in subjects["subject"] if test_fold[s] != fold)
         fold_rng = np.random.default_rng([config.seed, fold])
-        val = _split_val(train, site_of, config.val_fraction, fold_rng, lesion_free)
+        val = _split_val(train, site_of, config.val_fraction, fold_rng, no_lesion)
         for s in subjects["subject"]:
             role = "test" if test_fold[s] == fold else ("val" if s in val else "train")
             rows.append((s, site_of[s], fold, role))

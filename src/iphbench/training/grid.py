@@ -145,7 +145,8 @@ def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.
         folds = read_folds(folds_path)
     else:
         subjects = store.subjects_table
-        folds = make_folds(subjects[["subject", "site", "n_lesion_patches"]], config.folds)
+        lesion_free = subjects.loc[subjects["n_lesion_patches"] <= 0, "subject"].astype(str)
+        folds = make_folds(subjects[["subject", "site"]], config.folds, lesion_free=lesion_free)
         write_folds(folds, folds_path)
     return store, folds
 
