@@ -33,6 +33,7 @@ class DemoSettings:
 
     subjects: int = 24  # synthetic subjects
     sites: int = 4  # synthetic sites
+    size: str = "small"  # synthetic matrix: "small" (~128x128x56) or "tiny" (~64x64x32, for tests)
     folds: int = 2  # cross-validation folds (paper: 5)
     width: int = 8  # VGG16 width (paper: 64)
     epochs: int = 6  # training epochs per run (paper: up to 300 with early stopping)
@@ -82,7 +83,10 @@ def demo_config(root: Path, cohort_csv: Path, s: DemoSettings) -> StudyConfig:
 
 
 def run_demo(
-    out: str | Path, settings: DemoSettings | None = None, on_stage: Callable[[str], None] | None = None
+    out: str | Path,
+    settings: DemoSettings | None = None,
+    on_stage: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> DemoResult:
     """Run the whole demo into ``out`` and return where the report is and the headline result."""
     from iphbench.evaluation.evaluate import evaluate_study
@@ -100,7 +104,7 @@ def run_demo(
     t0 = time.perf_counter()
     stage(f"1/5 generating a synthetic cohort: {s.subjects} subjects at {s.sites} sites")
     cohort_csv = generate_cohort(
-        root / "cohort", n_subjects=s.subjects, n_sites=s.sites, seed=s.seed, size="small"
+        root / "cohort", n_subjects=s.subjects, n_sites=s.sites, seed=s.seed, size=s.size
     )
     seconds["synthetic cohort"] = time.perf_counter() - t0
 
@@ -108,7 +112,7 @@ def run_demo(
     t0 = time.perf_counter()
     n_runs = len(s.models) * 3 * s.folds
     stage(f"2/5 preparing and training {n_runs} runs ({len(s.models)} styles × 3 views × {s.folds} folds)")
-    grid = run_study(cfg)
+    grid = run_study(cfg, progress=progress)
     if getattr(grid, "failed", None):
         raise RuntimeError(f"{len(grid.failed)} training run(s) failed; see error.txt in their run folders")
     seconds["prepare + train"] = time.perf_counter() - t0
@@ -116,7 +120,12 @@ def run_demo(
     study = Path(cfg.out)
     t0 = time.perf_counter()
     stage("3/5 predicting and scoring every held-out subject (paper and full protocols)")
-    metrics_csv = evaluate_study(study)
+    metrics_csv = evaluate_study(
+        study,
+        progress=lambda subject, done, total: (
+            stage(f"   evaluated {subject} ({done}/{total})") if progress else None
+        ),
+    )
     seconds["evaluate"] = time.perf_counter() - t0
 
     m = pd.read_csv(metrics_csv)

@@ -33,7 +33,9 @@ def demo_cmd(
         subjects=subjects, sites=sites, folds=folds, width=width, epochs=epochs, seed=seed
     )
     t0 = time.perf_counter()
-    result = run_demo(out, settings, on_stage=lambda text: console.print(f"[bold cyan]demo[/] {text}"))
+    result = run_demo(
+        out, settings, on_stage=lambda text: console.print(f"[bold cyan]demo[/] {text}"), progress=True
+    )
     wall = time.perf_counter() - t0
     console.print(
         f"best style {result.best_style}: 2.5D mean Dice {result.best_dice:.3f} (paper protocol) "
