@@ -78,9 +78,10 @@ class TestModel:
     def test_width_scaling(self, name: str) -> None:
         with torch.device("meta"):  # shapes only: no memory, no initialisation cost
             p8, p16, p64 = (n_params(create_model(name, width=w)) for w in (8, 16, 64))
-        # conv / linear weights grow with width**2; biases, norms and the first conv linearly
+        # conv / linear weights grow with width**2; biases, norms and the first conv linearly;
+        # the U-Nets' 16-channel decoder floor (narrow widths only) lowers the 8→16 ratio a little
         assert p8 < p16 < p64
-        assert 3.9 < p16 / p8 < 4.0, p16 / p8
+        assert 3.8 < p16 / p8 < 4.0, p16 / p8
         assert 15.5 < p64 / p16 < 16.0, p64 / p16
 
     def test_channels_last_same_output(self, name: str) -> None:
