@@ -1,4 +1,9 @@
-"""Suite-wide settings: few threads so that tests behave on a 2-core CI machine."""
+"""Suite-wide settings: one torch/OpenMP thread per test process.
+
+On a 2-core machine two OpenMP threads spin-wait on each other whenever anything else runs
+(subprocesses, Ray workers, other jobs), which made single tests 10-20x slower; one thread is
+predictable. Tests that need another count set it locally.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 try:
     import torch
 
-    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    torch.set_num_threads(1)
 except ImportError:  # pragma: no cover - torch is a core dependency
     pass
 

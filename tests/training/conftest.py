@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,17 +30,6 @@ def prep_store(synth_cohort: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     result = prepare_store(synth_cohort, root, PREP, workers=1, progress=False)
     assert result.ok and result.n_lesion_patches > 0
     return root
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Training tests run single-threaded: two spinning threads on a shared 2-core box are far slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
