@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from nibabel import orientations as ornt_mod
 from typer.testing import CliRunner
 
@@ -24,14 +22,6 @@ runner = CliRunner()
 def _text(output: str) -> str:
     """Output with rich's line wrapping undone."""
     return " ".join(output.split())
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _cohort(study: Path) -> tuple[Path, pd.DataFrame]:
