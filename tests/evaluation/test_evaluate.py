@@ -18,7 +18,7 @@ import torch
 
 from iphbench.config import StudyConfig
 from iphbench.evaluation.evaluate import METRIC_COLUMNS, EvaluationError, evaluate_study, run_dir
-from iphbench.inference.scan import best_style
+from iphbench.inference.scan import best_style, default_style
 from iphbench.io import read_mask
 from iphbench.preprocessing import restore
 from iphbench.preprocessing.store import PatchStore
@@ -287,6 +287,29 @@ def test_missing_runs_are_listed(evaluated: tuple[Path, list[str]], tmp_path: Pa
         evaluate_study(study, device="cpu")
     assert "fpn/2DSag/fold1" in str(info.value) and "unet/2DAxi/fold0" in str(info.value)
     assert "iphbench study run" in str(info.value)
+
+
+def test_an_edited_config_is_refused(evaluated: tuple[Path, list[str]], tmp_path: Path) -> None:
+    """config.yaml changed after training (here the threshold) no longer matches study.json."""
+    study = tmp_path / "study"
+    shutil.copytree(evaluated[0], study, ignore=shutil.ignore_patterns("predictions", "eval"))
+    cfg = StudyConfig.load(study / "config.yaml")
+    cfg.eval.threshold = 0.3
+    cfg.save(study / "config.yaml")
+    with pytest.raises(EvaluationError, match="different config"):
+        evaluate_study(study, device="cpu")
+
+
+def test_default_style_without_metrics_is_a_trained_one(evaluated: tuple[Path, list[str]], tmp_path: Path) -> None:
+    study = tmp_path / "study"
+    shutil.copytree(evaluated[0], study, ignore=shutil.ignore_patterns("predictions", "eval", "prep"))
+    cfg = StudyConfig.load(study / "config.yaml")
+    assert default_style(study, cfg) == "fpn"  # the paper's best, when trained
+    shutil.rmtree(study / "runs" / "fpn")
+    assert default_style(study, cfg) == "unet"  # never a style that was not trained
+    shutil.rmtree(study / "runs" / "unet")
+    with pytest.raises(FileNotFoundError, match="no finished training run"):
+        default_style(study, cfg)
 
 
 def test_not_a_study_folder(tmp_path: Path) -> None:

@@ -217,7 +217,14 @@ def _load_config(study_dir: Path) -> StudyConfig:
         raise EvaluationError(
             f"{study_dir} is not a study folder: config.yaml is missing (run 'iphbench study run' first)"
         )
-    return StudyConfig.load(path)
+    cfg = StudyConfig.load(path)
+    from iphbench.training.grid import StudyError, check_study
+
+    try:
+        check_study(study_dir, cfg)  # an edited config.yaml must not be evaluated as if it had been trained
+    except StudyError as exc:
+        raise EvaluationError(str(exc)) from None
+    return cfg
 
 
 def _load_folds(study_dir: Path) -> pd.DataFrame:

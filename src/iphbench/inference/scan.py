@@ -50,6 +50,14 @@ def best_style(study_dir: Path) -> str | None:
     return str(sel.groupby("style")["dice"].mean().idxmax())
 
 
+def default_style(study_dir: Path, cfg: StudyConfig) -> str:
+    """Without metrics: fpn (the paper's best) if it was trained, else the first trained style."""
+    trained = [m for m in cfg.models.names if any((Path(study_dir) / "runs" / m).glob("*/fold*/done.json"))]
+    if not trained:
+        raise FileNotFoundError(f"{study_dir} holds no finished training run; run 'iphbench study run' first")
+    return "fpn" if "fpn" in trained else trained[0]
+
+
 def load_style_models(
     study_dir: Path, style: str, views: list[str], device: str | torch.device
 ) -> dict[str, list[object]]:
@@ -107,7 +115,7 @@ def predict_scan(
 
     study_dir = Path(study_dir)
     cfg = StudyConfig.load(study_dir / "config.yaml")
-    style = style or best_style(study_dir) or "fpn"
+    style = style or best_style(study_dir) or default_style(study_dir, cfg)
     if style not in MODEL_NAMES:
         raise ValueError(f"unknown model {style!r}; valid models are {', '.join(MODEL_NAMES)}")
     orientation, views = parse_orientation(orientation)

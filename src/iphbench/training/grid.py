@@ -91,6 +91,39 @@ def study_hash(config: StudyConfig) -> str:
     return config_hash(data)
 
 
+def check_study(out: Path, config: StudyConfig) -> bool:
+    """Refuse a study folder made with another config or iphbench version.
+
+    Returns:
+        True when ``out/study.json`` exists and matches ``config``; False when there is none yet.
+
+    Raises:
+        StudyError: ``study.json`` is unreadable, or records another config hash or version
+            (for example a ``config.yaml`` edited after training).
+    """
+    marker = Path(out) / "study.json"
+    if not marker.exists():
+        return False
+    digest = study_hash(config)
+    try:
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StudyError(f"{marker} is not valid JSON ({exc}); delete it only if {out} holds no results") from None
+    if stored.get("config_hash") != digest:
+        raise StudyError(
+            f"study folder {out} was made with a different config (hash {stored.get('config_hash')}, "
+            f"this config {digest}); compare with {Path(out) / 'config.yaml'}, then either restore that config "
+            "or choose a new 'out' folder"
+        )
+    if stored.get("iphbench") != iphbench.__version__:  # never mix results of two versions
+        raise StudyError(
+            f"study folder {out} was made with iphbench {stored.get('iphbench')}; this is "
+            f"{iphbench.__version__}. Choose a new 'out' folder (or use iphbench "
+            f"{stored.get('iphbench')} to continue this study)"
+        )
+    return True
+
+
 def open_study(config: StudyConfig) -> Path:
     """Create or reopen the study folder; refuse one made with a different config.
 
@@ -98,29 +131,8 @@ def open_study(config: StudyConfig) -> Path:
     """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    marker = out / "study.json"
-    digest = study_hash(config)
-    if marker.exists():
-        try:
-            stored = json.loads(marker.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise StudyError(
-                f"{marker} is not valid JSON ({exc}); delete it only if {out} holds no results"
-            ) from None
-        if stored.get("config_hash") != digest:
-            raise StudyError(
-                f"study folder {out} was made with a different config (hash {stored.get('config_hash')}, "
-                f"this config {digest}); compare with {out / 'config.yaml'}, then either restore that config "
-                "or choose a new 'out' folder"
-            )
-        if stored.get("iphbench") != iphbench.__version__:  # never mix results of two versions
-            raise StudyError(
-                f"study folder {out} was made with iphbench {stored.get('iphbench')}; this is "
-                f"{iphbench.__version__}. Choose a new 'out' folder (or use iphbench "
-                f"{stored.get('iphbench')} to continue this study)"
-            )
-    else:
-        atomic_write_json(marker, {"iphbench": iphbench.__version__, "config_hash": digest})
+    if not check_study(out, config):
+        atomic_write_json(out / "study.json", {"iphbench": iphbench.__version__, "config_hash": study_hash(config)})
     config.save(out / "config.yaml")
     return out
 
@@ -237,6 +249,7 @@ __all__ = [
     "GridResult",
     "RunSpec",
     "StudyError",
+    "check_study",
     "open_study",
     "plan_runs",
     "prepare_study",
