@@ -30,25 +30,26 @@ VIEW_NAMES: tuple[str, ...] = ("2DAxi", "2DCor", "2DSag")
 class PrepConfig:
     """Preprocessing (paper section 3.2)."""
 
-    brain_extraction: str = "ct"  # "ct" (fast threshold-based default), "synthstrip" (needs mri_synthstrip), "none"
+    brain_extraction: str = "ct"  # "ct" (fast, no model), "synthstrip" (needs mri_synthstrip), "none"
     hu_min: float = -30.0  # lower HU clip (paper: -30)
     hu_max: float = 100.0  # upper HU clip (paper: 100)
     out_min: float = 0.0  # value that hu_min maps to after min-max (paper: 0)
     out_max: float = 1.0  # value that hu_max maps to after min-max (paper: 1)
-    target_spacing: list[float] | None = None  # resample to this spacing in mm (x, y, z); None = off, as the paper
+    target_spacing: list[float] | None = None  # resample to (x, y, z) mm; None = off, as the paper
     patch_size: int = 64  # cubic patch side in voxels; volumes are zero-padded to multiples of it (paper: 64)
-    mask_labels: list[int] | None = None  # label values counted as hemorrhage; None = masks must be {0,1} or {0,255}
+    mask_labels: list[int] | None = None  # hemorrhage label values; None = masks are {0,1} or {0,255}
 
 
 @dataclass
 class ModelConfig:
     """Which architectures to train and how wide (paper section 3.3)."""
 
-    names: list[str] = field(default_factory=lambda: list(MODEL_NAMES))  # subset of unet, attention_unet, fpn, transunet
+    names: list[str] = field(default_factory=lambda: list(MODEL_NAMES))  # any of MODEL_NAMES
     width: int = 64  # channels of the first VGG16 block; 64 is the paper's VGG16
     batch_norm: bool = True  # batch norm after each encoder convolution (VGG16-BN)
     pretrained: str | None = None  # optional local file with ImageNet VGG16 weights; never downloaded
-    kwargs: dict[str, Any] = field(default_factory=dict)  # per-architecture extras: {name: {kwarg: value}}, e.g. {"transunet": {"depth": 4}}
+    # per-architecture extras {name: {kwarg: value}}, e.g. {"transunet": {"depth": 4}}
+    kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,13 +69,13 @@ class TrainConfig:
     epochs: int = 300  # maximum epochs (paper: 300)
     lr: float = 5e-4  # Adam learning rate (paper: 5e-4)
     batch_size: int = 256  # slices per optimisation step
-    early_stopping_patience: int = 30  # epochs without a better validation IoU before stopping; 0 = never stop early
+    early_stopping_patience: int = 30  # epochs without a better validation IoU; 0 = never stop early
     plateau_patience: int = 10  # ReduceLROnPlateau patience on the validation loss
     plateau_factor: float = 0.5  # ReduceLROnPlateau factor
     dice_beta: float = 1.0  # beta of the F-beta Dice loss (paper eq. 1)
     focal_alpha: float = 0.25  # focal loss alpha (paper eq. 2)
     focal_gamma: float = 2.0  # focal loss gamma (paper eq. 2)
-    steps_per_epoch: int | None = None  # optimisation steps per epoch; None = one pass over the training slices
+    steps_per_epoch: int | None = None  # steps per epoch; None = one pass over the training slices
     seed: int = 0  # seed of initialisation and sampling
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     amp: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp32"
@@ -87,7 +88,7 @@ class TrainConfig:
 class EvalConfig:
     """Evaluation protocols and thresholds (DESIGN.md, "Beyond the paper")."""
 
-    protocols: list[str] = field(default_factory=lambda: ["paper", "full"])  # "paper" (lesion patches) and/or "full" (brain)
+    protocols: list[str] = field(default_factory=lambda: ["paper", "full"])  # paper (lesion patches), full
     threshold: float = 0.5  # probability threshold after fusion
     save_predictions: bool = True  # write predicted masks as NIfTI in each scan's own grid
     batch_size: int = 512  # slices per inference batch

@@ -300,7 +300,9 @@ def test_an_edited_config_is_refused(evaluated: tuple[Path, list[str]], tmp_path
         evaluate_study(study, device="cpu")
 
 
-def test_default_style_without_metrics_is_a_trained_one(evaluated: tuple[Path, list[str]], tmp_path: Path) -> None:
+def test_default_style_without_metrics_is_a_trained_one(
+    evaluated: tuple[Path, list[str]], tmp_path: Path
+) -> None:
     study = tmp_path / "study"
     shutil.copytree(evaluated[0], study, ignore=shutil.ignore_patterns("predictions", "eval", "prep"))
     cfg = StudyConfig.load(study / "config.yaml")

@@ -29,7 +29,9 @@ def test_identity_model_reproduces_input_in_every_view(view: str) -> None:
     rng = np.random.default_rng(0)
     image = rng.normal(size=(16, 24, 8)).astype(np.float32)
     origins = np.array([[0, 0, 0], [8, 8, 0], [0, 16, 0]])
-    probs = predict_subject_views(image, origins, 8, {view: [Identity()]}, torch.device("cpu"), batch_size=5)[view]
+    probs = predict_subject_views(image, origins, 8, {view: [Identity()]}, torch.device("cpu"), batch_size=5)[
+        view
+    ]
     expected = np.zeros_like(image)
     for x, y, z in origins:
         block = image[x : x + 8, y : y + 8, z : z + 8]
@@ -66,7 +68,11 @@ def test_fold_ensemble_averages_probabilities() -> None:
 
 
 def test_fusion_is_the_mean_of_the_three_views_and_threshold_is_inclusive() -> None:
-    p = {"2DAxi": np.array([0.9, 0.1, 0.6]), "2DCor": np.array([0.3, 0.2, 0.6]), "2DSag": np.array([0.3, 0.0, 0.3])}
+    p = {
+        "2DAxi": np.array([0.9, 0.1, 0.6]),
+        "2DCor": np.array([0.3, 0.2, 0.6]),
+        "2DSag": np.array([0.3, 0.0, 0.3]),
+    }
     fused = fuse_views(p)
     np.testing.assert_allclose(fused, [0.5, 0.1, 0.5], rtol=1e-6)
     assert threshold(fused, 0.5).tolist() == [1, 0, 1]

@@ -9,7 +9,9 @@ import numpy as np
 from iphbench.views import VIEWS
 
 
-def fuse_views(probabilities: Mapping[str, np.ndarray], views: tuple[str, ...] | list[str] = VIEWS) -> np.ndarray:
+def fuse_views(
+    probabilities: Mapping[str, np.ndarray], views: tuple[str, ...] | list[str] = VIEWS
+) -> np.ndarray:
     """Average the probability volumes of ``views`` voxel by voxel (the paper's 2.5D model).
 
     Args:

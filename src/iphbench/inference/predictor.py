@@ -64,7 +64,9 @@ def predict_patches(
         # channels-last: ~1.8x faster inference on CPU too (bench: 32x32 slices, width 8)
         model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         for start in range(0, slices.shape[0], batch_size):
-            batch = slices[start : start + batch_size].to(device=device, dtype=torch.float32, non_blocking=True)
+            batch = slices[start : start + batch_size].to(
+                device=device, dtype=torch.float32, non_blocking=True
+            )
             batch = batch.unsqueeze(1).contiguous(memory_format=torch.channels_last)
             with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
                 logits = model(batch)

@@ -110,7 +110,8 @@ class UNet(SegmentationModel):
         # narrow models keep at least MIN_DECODER_CHANNELS per stage: at width 8 the scaled 4-channel
         # full-resolution stage learned far more slowly (tests/training); width >= 32 is unaffected
         dec = tuple(
-            decoder_channels or (max(MIN_DECODER_CHANNELS, scale_channels(c, width)) for c in UNET_DECODER_CHANNELS)
+            decoder_channels
+            or (max(MIN_DECODER_CHANNELS, scale_channels(c, width)) for c in UNET_DECODER_CHANNELS)
         )
         gates = self._make_gates(enc, dec, batch_norm)
         self.decoder = UNetDecoder(enc, dec, batch_norm=batch_norm, gates=gates)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import html
-import re
 import importlib.metadata
 import logging
 import platform
+import re
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -108,7 +108,9 @@ def check_study(out: Path, config: StudyConfig) -> bool:
     try:
         stored = json.loads(marker.read_text(encoding="utf-8"))
     except ValueError as exc:
-        raise StudyError(f"{marker} is not valid JSON ({exc}); delete it only if {out} holds no results") from None
+        raise StudyError(
+            f"{marker} is not valid JSON ({exc}); delete it only if {out} holds no results"
+        ) from None
     if stored.get("config_hash") != digest:
         raise StudyError(
             f"study folder {out} was made with a different config (hash {stored.get('config_hash')}, "
@@ -132,7 +134,9 @@ def open_study(config: StudyConfig) -> Path:
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     if not check_study(out, config):
-        atomic_write_json(out / "study.json", {"iphbench": iphbench.__version__, "config_hash": study_hash(config)})
+        atomic_write_json(
+            out / "study.json", {"iphbench": iphbench.__version__, "config_hash": study_hash(config)}
+        )
     config.save(out / "config.yaml")
     return out
 
