@@ -15,11 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from iphbench.config import EvalConfig, FoldsConfig, ModelConfig, PrepConfig, StudyConfig, TrainConfig
 from iphbench.views import FUSED
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ class DemoSettings:
     subjects: int = 24  # synthetic subjects
     sites: int = 4  # synthetic sites
     size: str = "small"  # synthetic matrix: "small" (~128x128x56) or "tiny" (~64x64x32, for tests)
-    folds: int = 2  # cross-validation folds (paper: 5)
+    folds: int = 3  # cross-validation folds (paper: 5)
     width: int = 8  # VGG16 width (paper: 64)
     epochs: int = 6  # training epochs per run (paper: up to 300 with early stopping)
     steps_per_epoch: int = 12  # optimisation steps per epoch (paper: a full pass over the training slices)
@@ -89,6 +91,8 @@ def run_demo(
     progress: bool = False,
 ) -> DemoResult:
     """Run the whole demo into ``out`` and return where the report is and the headline result."""
+    import pandas as pd
+
     from iphbench.evaluation.evaluate import evaluate_study
     from iphbench.report import write_report
     from iphbench.stats import write_stats

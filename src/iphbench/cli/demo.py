@@ -8,6 +8,9 @@ from pathlib import Path
 import typer
 
 from iphbench.cli._app import app, console, fail
+from iphbench.demo import DemoSettings
+
+_DEFAULTS = DemoSettings()
 
 
 @app.command("demo")
@@ -15,19 +18,19 @@ def demo_cmd(
     out: Path = typer.Option(
         Path("demo_out"), "--out", "-o", help="Folder for the cohort, the study and the report."
     ),
-    subjects: int = typer.Option(24, help="Synthetic subjects."),
-    sites: int = typer.Option(4, help="Synthetic sites."),
-    folds: int = typer.Option(2, help="Cross-validation folds (paper: 5)."),
-    width: int = typer.Option(8, help="VGG16 width (paper: 64)."),
-    epochs: int = typer.Option(4, help="Epochs per run (paper: up to 300)."),
-    seed: int = typer.Option(0, help="Seed of the cohort, folds and training."),
+    subjects: int = typer.Option(_DEFAULTS.subjects, help="Synthetic subjects."),
+    sites: int = typer.Option(_DEFAULTS.sites, help="Synthetic sites."),
+    folds: int = typer.Option(_DEFAULTS.folds, help="Cross-validation folds (paper: 5)."),
+    width: int = typer.Option(_DEFAULTS.width, help="VGG16 width (paper: 64)."),
+    epochs: int = typer.Option(_DEFAULTS.epochs, help="Epochs per run (paper: up to 300)."),
+    seed: int = typer.Option(_DEFAULTS.seed, help="Seed of the cohort, folds and training."),
 ) -> None:
     """Run the whole method on a synthetic multi-site cohort and write OUT/study/report.html.
 
     Generates a synthetic cohort, prepares it, trains 4 styles × 3 views × FOLDS folds, evaluates under the
     paper and full protocols, runs the statistics and writes the report. Reduced settings so that it
     finishes in minutes on a CPU; the report says which."""
-    from iphbench.demo import MIN_DEMO_DICE, DemoSettings, run_demo
+    from iphbench.demo import MIN_DEMO_DICE, run_demo
 
     settings = DemoSettings(
         subjects=subjects, sites=sites, folds=folds, width=width, epochs=epochs, seed=seed

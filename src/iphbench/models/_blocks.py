@@ -17,6 +17,22 @@ def scale_channels(channels: int, width: int) -> int:
     return max(1, round(channels * width / 64))
 
 
+#: Floor on the scaled decoder widths of narrow models: at width 8 a 2- or 4-channel
+#: full-resolution stage learned far more slowly on CPU (U-Net) or not at all in a demo's
+#: few steps (TransUNet); widths >= 32 are unaffected (docs/models.md).
+MIN_DECODER_CHANNELS = 16
+
+
+def scale_decoder(channels: tuple[int, ...], width: int) -> tuple[int, ...]:
+    """Scale decoder widths given for width 64 to ``width``, with a floor of MIN_DECODER_CHANNELS.
+
+    Example:
+        >>> scale_decoder((256, 128, 64, 32), 8), scale_decoder((256, 128, 64, 32), 64)
+        ((32, 16, 16, 16), (256, 128, 64, 32))
+    """
+    return tuple(max(MIN_DECODER_CHANNELS, scale_channels(c, width)) for c in channels)
+
+
 def conv_bn_relu(
     in_channels: int, out_channels: int, *, batch_norm: bool = True, kernel_size: int = 3
 ) -> nn.Sequential:

@@ -28,7 +28,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from iphbench.models._base import SegmentationModel
-from iphbench.models._blocks import conv_bn_relu, double_conv, head_init, init_weights, scale_channels
+from iphbench.models._blocks import (
+    conv_bn_relu,
+    double_conv,
+    head_init,
+    init_weights,
+    scale_decoder,
+)
 from iphbench.models._pretrained import build_vgg16_encoder
 from iphbench.models._registry import register_model
 
@@ -94,7 +100,7 @@ class TransUNet(SegmentationModel):
         dropout: Dropout after the embedding, attention projection and MLP layers (0.1).
         attention_dropout: Dropout on attention weights (0.0).
         img_size: Input size the position embedding is learned for (64 -> 4 x 4 grid).
-        decoder_channels: Cascaded-upsampler widths; default ``(256, 128, 64, 16) * width / 64``.
+        decoder_channels: Cascaded-upsampler widths; default ``(256, 128, 64, 16) * width / 64``, at least 16 each.
 
     Example:
         >>> m = TransUNet(width=4)
@@ -135,7 +141,7 @@ class TransUNet(SegmentationModel):
             *(TransformerBlock(dim, heads, mlp, dropout, attention_dropout) for _ in range(depth))
         )
         self.norm = nn.LayerNorm(dim, eps=1e-6)
-        dec = tuple(decoder_channels or (scale_channels(c, width) for c in CUP_CHANNELS))
+        dec = tuple(decoder_channels or scale_decoder(CUP_CHANNELS, width))
         if len(dec) != 4:
             raise ValueError(f"TransUNet decoder_channels needs 4 entries, got {list(dec)}")
         self.conv_more = conv_bn_relu(dim, enc[-1], batch_norm=batch_norm)

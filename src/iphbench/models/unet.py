@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from iphbench.models._base import SegmentationModel
-from iphbench.models._blocks import double_conv, head_init, init_weights, scale_channels
+from iphbench.models._blocks import double_conv, head_init, init_weights, scale_decoder
 from iphbench.models._pretrained import build_vgg16_encoder
 from iphbench.models._registry import register_model
 
@@ -24,8 +24,6 @@ from iphbench.models._registry import register_model
 #: with a VGG16 backbone belongs to that family, and these widths halve the decoder's cost
 #: against Ronneberger's mirrored 512-256-128-64 (still available via ``decoder_channels``).
 UNET_DECODER_CHANNELS: tuple[int, ...] = (256, 128, 64, 32)
-#: Floor on the scaled decoder widths of narrow models.
-MIN_DECODER_CHANNELS = 16
 
 
 class UNetDecoder(nn.Module):
@@ -107,12 +105,7 @@ class UNet(SegmentationModel):
         super().__init__(in_channels, classes)
         self.encoder = build_vgg16_encoder(in_channels, width, batch_norm, pretrained)
         enc = self.encoder.out_channels
-        # narrow models keep at least MIN_DECODER_CHANNELS per stage: at width 8 the scaled 4-channel
-        # full-resolution stage learned far more slowly (tests/training); width >= 32 is unaffected
-        dec = tuple(
-            decoder_channels
-            or (max(MIN_DECODER_CHANNELS, scale_channels(c, width)) for c in UNET_DECODER_CHANNELS)
-        )
+        dec = tuple(decoder_channels or scale_decoder(UNET_DECODER_CHANNELS, width))
         gates = self._make_gates(enc, dec, batch_norm)
         self.decoder = UNetDecoder(enc, dec, batch_norm=batch_norm, gates=gates)
         self.head = nn.Conv2d(dec[-1], classes, kernel_size=1)
