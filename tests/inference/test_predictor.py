@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from iphbench.inference import fuse_views, predict_patches, threshold
-from iphbench.inference.predictor import gather_patches, predict_subject_views, scatter_into
+from iphbench.inference.predictor import predict_subject_views
 from iphbench.views import VIEWS
 
 
@@ -80,10 +80,3 @@ def test_fusion_is_the_mean_of_the_three_views_and_threshold_is_inclusive() -> N
         fuse_views({"2DAxi": p["2DAxi"], "2DCor": p["2DCor"]})
     with pytest.raises(ValueError):
         threshold(fused, 1.0)
-
-
-def test_gather_and_scatter_are_inverse_on_the_patch_grid() -> None:
-    rng = np.random.default_rng(2)
-    vol = rng.random((16, 16, 16)).astype(np.float32)
-    origins = np.array([[x, y, z] for x in (0, 8) for y in (0, 8) for z in (0, 8)])
-    np.testing.assert_array_equal(scatter_into(vol.shape, gather_patches(vol, origins, 8), origins), vol)

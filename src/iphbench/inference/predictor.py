@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from iphbench.preprocessing.patching import extract_patches, scatter_patches
 from iphbench.views import from_slices, to_slices
 
 
@@ -81,25 +82,6 @@ def predict_patches(
     return from_slices(out, view, tuple(patches.shape)).contiguous().cpu().numpy()
 
 
-def scatter_into(volume_shape: tuple[int, ...], patches: np.ndarray, origins: np.ndarray) -> np.ndarray:
-    """Place ``(N, P, P, P)`` patches at ``origins`` (N, 3) in a zero volume of ``volume_shape``."""
-    out = np.zeros(volume_shape, dtype=np.float32)
-    if len(origins) == 0:
-        return out
-    p = patches.shape[1]
-    for patch, (x, y, z) in zip(patches, origins, strict=True):
-        out[x : x + p, y : y + p, z : z + p] = patch
-    return out
-
-
-def gather_patches(volume: np.ndarray, origins: np.ndarray, size: int) -> np.ndarray:
-    """Cut ``(N, size, size, size)`` patches out of a padded volume at ``origins``."""
-    out = np.empty((len(origins), size, size, size), dtype=np.float32)
-    for i, (x, y, z) in enumerate(origins):
-        out[i] = volume[x : x + size, y : y + size, z : z + size]
-    return out
-
-
 def predict_subject_views(
     image: np.ndarray,
     origins: np.ndarray,
@@ -123,11 +105,11 @@ def predict_subject_views(
     Returns:
         view → float32 probability volume of ``image.shape``.
     """
-    patches = gather_patches(image, origins, patch_size)
+    patches = extract_patches(image, origins, patch_size)
     result: dict[str, np.ndarray] = {}
     for view, models in models_by_view.items():
         probs = predict_patches(models, patches, view, device, batch_size=batch_size)
-        result[view] = scatter_into(image.shape, probs, origins)
+        result[view] = scatter_patches(probs, origins, image.shape, dtype=np.float32)
         if on_view_done is not None:
             on_view_done(view)
     return result

@@ -109,9 +109,8 @@ def predict_scan(
         A :class:`ScanPrediction` in the scan's canonical grid.
     """
     from iphbench.inference import fuse_views, predict_patches, resolve_device, threshold
-    from iphbench.inference.predictor import gather_patches, scatter_into
     from iphbench.preprocessing import prepare_volume, restore
-    from iphbench.preprocessing.patching import select_patches
+    from iphbench.preprocessing.patching import extract_patches, scatter_patches, select_patches
 
     study_dir = Path(study_dir)
     cfg = StudyConfig.load(study_dir / "config.yaml")
@@ -137,7 +136,7 @@ def predict_scan(
     step("preprocessed")
 
     t0 = time.perf_counter()
-    patches = gather_patches(prepared.image, origins, size)
+    patches = extract_patches(prepared.image, origins, size)
     by_view = {
         v: predict_patches(models[v], patches, v, dev, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
         for v in views
@@ -145,8 +144,8 @@ def predict_scan(
     # fuse and zero outside the brain on the patches, then place them once: one pass over
     # the padded volume instead of one per view plus two for fusion and masking
     prob_patches = fuse_views(by_view, views) if orientation == FUSED else by_view[orientation]
-    prob_patches *= gather_patches(prepared.brain, origins, size)
-    prob = scatter_into(prepared.image.shape, prob_patches, origins)
+    prob_patches *= extract_patches(prepared.brain, origins, size)
+    prob = scatter_patches(prob_patches, origins, prepared.image.shape, dtype=np.float32)
     seconds["inference"] = time.perf_counter() - t0
     step("predicted")
 
