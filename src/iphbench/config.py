@@ -131,15 +131,7 @@ class StudyConfig:
     def load(cls, path: str | Path) -> StudyConfig:
         """Load a study YAML; relative ``cohort`` and ``out`` are resolved against its folder."""
         path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"study file {path} does not exist") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"study file {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"study file {path} must hold a mapping of settings, got {type(data).__name__}")
-        cfg = cls.from_dict(data)
+        cfg = cls.from_dict(load_yaml_mapping(path, "study file"))
         base = path.resolve().parent
         cfg.cohort = str((base / cfg.cohort).resolve())
         cfg.out = str((base / cfg.out).resolve())
@@ -160,6 +152,19 @@ class StudyConfig:
 
 class ConfigError(ValueError):
     """A study or preprocessing configuration is invalid."""
+
+
+def load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
+    """Read a YAML file holding a mapping; ``what`` names the file in errors ("study file", ...)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{what} {path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} {path} must hold a mapping of settings, got {type(data).__name__}")
+    return data
 
 
 def config_hash(obj: Any) -> str:

@@ -54,18 +54,9 @@ def prepare_cmd(
 
 def load_prep_config(path: Path) -> PrepConfig:
     """A PrepConfig from YAML: either the settings themselves or a study YAML's ``prep`` section."""
-    import yaml
+    from iphbench.config import PrepConfig, _from_dict, load_yaml_mapping
 
-    from iphbench.config import ConfigError, PrepConfig, _from_dict
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"preprocessing config {path} does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"preprocessing config {path} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"preprocessing config {path} must hold a mapping of settings")
+    data = load_yaml_mapping(path, "preprocessing config")
     if "prep" in data and isinstance(data["prep"], dict):
         data = data["prep"]
     return _from_dict(PrepConfig, data, f"prep ({path})")

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from iphbench.config import ConfigError, PrepConfig, StudyConfig, config_hash
+
+
+def test_defaults_are_the_papers_settings() -> None:
+    cfg = StudyConfig()
+    assert (cfg.prep.hu_min, cfg.prep.hu_max, cfg.prep.patch_size) == (-30.0, 100.0, 64)
+    assert (cfg.train.lr, cfg.train.epochs, cfg.train.focal_alpha, cfg.train.focal_gamma) == (
+        5e-4,
+        300,
+        0.25,
+        2.0,
+    )
+    assert cfg.folds.k == 5 and cfg.views == ["2DAxi", "2DCor", "2DSag"]
+    assert cfg.models.names == ["unet", "attention_unet", "fpn", "transunet"] and cfg.models.width == 64
+
+
+def test_load_resolves_paths_and_round_trips(tmp_path: Path) -> None:
+    (tmp_path / "s.yaml").write_text(
+        "cohort: data/c.csv\nout: study\ntrain: {epochs: 3, lr: 0.001}\nprep: {target_spacing: [1, 1, 2]}\n"
+    )
+    cfg = StudyConfig.load(tmp_path / "s.yaml")
+    assert cfg.cohort == str((tmp_path / "data" / "c.csv").resolve()) and cfg.out == str(
+        (tmp_path / "study").resolve()
+    )
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.001 and cfg.prep.target_spacing == [1.0, 1.0, 2.0]
+    cfg.save(tmp_path / "resolved.yaml")
+    again = StudyConfig.load(tmp_path / "resolved.yaml")
+    assert again == cfg and config_hash(again) == config_hash(cfg)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"trian": {}}, r"unknown setting\(s\) \['trian'\] in study"),
+        ({"train": {"epochs": "many"}}, r"study\.train\.epochs must be an integer"),
+        ({"train": {"channels_last": "yes"}}, r"must be true or false"),
+        ({"views": ["2DAxi", "3D"]}, r"unknown views \['3D'\]"),
+        ({"models": {"names": ["resnet"]}}, r"unknown models \['resnet'\]"),
+        ({"folds": {"scheme": "bootstrap"}}, r"folds\.scheme must be 'kfold' or 'loso'"),
+        ({"eval": {"protocols": ["paper", "whole"]}}, r"unknown protocols \['whole'\]"),
+        ({"prep": [1, 2]}, r"study\.prep must be a mapping"),
+    ],
+)
+def test_bad_settings_are_named(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        StudyConfig.from_dict(data)
+
+
+def test_load_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"missing\.yaml does not exist"):
+        StudyConfig.load(tmp_path / "missing.yaml")
+    (tmp_path / "list.yaml").write_text("- a\n")
+    with pytest.raises(ConfigError, match=r"list\.yaml must hold a mapping"):
+        StudyConfig.load(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("train: {epochs: [\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml is not valid YAML"):
+        StudyConfig.load(tmp_path / "broken.yaml")
+
+
+def test_config_hash_changes_with_any_setting() -> None:
+    assert config_hash(PrepConfig()) == config_hash(PrepConfig())
+    assert config_hash(PrepConfig()) != config_hash(PrepConfig(hu_max=90.0))
