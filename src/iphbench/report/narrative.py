@@ -60,10 +60,11 @@ def describe_posthoc(ms: MetricStats, kind: str = "unpaired") -> str:
         text += "; ".join(sig) + ". "
     else:
         text += "no pair differed significantly. "
+    shown = "all corrected p = 1" if rest and min(rest) >= 1 else f"p ≥ {min(rest, default=1.0):.3f}"
     if sig and rest:
-        text += f"The other {len(rest)} pairs did not differ (p ≥ {min(rest):.3f})."
+        pairs = "pair" if len(rest) == 1 else "pairs"
+        text += f"The other {len(rest)} {pairs} did not differ ({shown})."
     elif rest and not sig:
-        shown = "all corrected p = 1" if min(rest) >= 1 else f"p ≥ {min(rest):.3f}"
         text = text.rstrip(". ") + f" ({shown})."
     return text.strip()
 
