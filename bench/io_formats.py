@@ -22,7 +22,7 @@ import nibabel as nib
 import numpy as np
 import SimpleITK as sitk
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "io"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from iphbench.io import read_mask, read_volume, write_mask_like
 from iphbench.io._sitk import to_itk
@@ -72,7 +72,7 @@ def main() -> None:
         for suffix in (".nrrd", ".mha"):
             paths[suffix] = tmp / f"ct{suffix}"
             sitk.WriteImage(to_itk(arr, aff), str(paths[suffix]), useCompression=True)
-        from conftest import write_dicom_series  # the tests' own DICOM writer (pydicom)
+        from _dicom import write_dicom_series  # the tests' own DICOM writer (pydicom)
 
         paths["DICOM"] = write_dicom_series(
             tmp / "dicom", arr.astype(np.float32), aff, slope=1.0, intercept=-1024.0

@@ -19,42 +19,6 @@ def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> str:
     return str(path)
 
 
-def write_dicom_series(
-    folder: Path, hu: np.ndarray, spacing: tuple[float, float, float], skip: tuple[int, ...] = ()
-) -> Path:
-    """``hu`` (i, j, k) as an axial CT series (one file per k); ``skip`` leaves slices out."""
-    import pydicom
-    from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
-
-    folder.mkdir(parents=True, exist_ok=True)
-    raw = np.round(hu + 1024).astype(np.int16)
-    series, study, frame = generate_uid(), generate_uid(), generate_uid()
-    for k in range(hu.shape[2]):
-        if k in skip:
-            continue
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = CTImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
-        ds.Modality, ds.PatientID, ds.InstanceNumber = "CT", "synthetic", k + 1
-        ds.ImagePositionPatient = ["0", "0", f"{k * spacing[2]:.4f}"]
-        ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-        ds.PixelSpacing = [f"{spacing[1]:.4f}", f"{spacing[0]:.4f}"]
-        ds.SliceThickness = f"{spacing[2]:.4f}"
-        ds.Rows, ds.Columns = hu.shape[1], hu.shape[0]
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
-        ds.RescaleSlope, ds.RescaleIntercept = "1", "-1024"
-        ds.PixelData = np.ascontiguousarray(raw[:, :, k].T).tobytes()
-        ds.save_as(folder / f"{series[-6:]}_{k:03d}.dcm", enforce_file_format=True)
-    return folder
-
-
 def tiny_study(folder: Path, cohort: Path, **over: Any) -> Path:
     """A tiny study YAML: one style, given views, width 4, 1 epoch, 2 folds, CPU."""
     import yaml

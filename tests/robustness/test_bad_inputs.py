@@ -17,9 +17,10 @@ import nibabel as nib
 import numpy as np
 import pandas as pd
 import pytest
-from robustness_helpers import BAD, LESION_FREE, ONE_VOXEL, tiny_study, write_dicom_series, write_nifti
+from robustness_helpers import BAD, LESION_FREE, ONE_VOXEL, tiny_study, write_nifti
 from typer.testing import CliRunner
 
+from _dicom import write_dicom_series
 from iphbench.cli import app
 
 runner = CliRunner(env={"COLUMNS": "400", "NO_COLOR": "1"})
@@ -84,15 +85,18 @@ def unsupported_suffix(d: Path, ct: Ct, rows: pd.DataFrame) -> dict[str, str]:
     return {"image": str(d / "scan.png")}
 
 
+DICOM_AFFINE = np.diag([3.44, 3.44, 5.0, 1.0])  # axial series, 3.44 mm pixels, 5 mm slices
+
+
 def dicom_two_series(d: Path, ct: Ct, rows: pd.DataFrame) -> dict[str, str]:
     folder = d / "dicom"
-    write_dicom_series(folder, ct[0], (3.44, 3.44, 5.0))
-    write_dicom_series(folder, ct[0], (3.44, 3.44, 5.0))  # a second series (new UIDs) in the same folder
+    write_dicom_series(folder, ct[0], DICOM_AFFINE)
+    write_dicom_series(folder, ct[0], DICOM_AFFINE)  # a second series (new UIDs) in the same folder
     return {"image": str(folder)}
 
 
 def dicom_missing_slice(d: Path, ct: Ct, rows: pd.DataFrame) -> dict[str, str]:
-    return {"image": str(write_dicom_series(d / "dicom", ct[0], (3.44, 3.44, 5.0), skip=(7,)))}
+    return {"image": str(write_dicom_series(d / "dicom", ct[0], DICOM_AFFINE, skip=(7,)))}
 
 
 def image_2d(d: Path, ct: Ct, rows: pd.DataFrame) -> dict[str, str]:
