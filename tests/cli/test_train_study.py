@@ -44,21 +44,19 @@ def _study(tmp_path: Path, cohort: Path, **models: object) -> Path:
 
 def test_train_one_run_then_study_skips_it(tmp_path: Path, cohort: Path) -> None:
     study = _study(tmp_path, cohort)
-    res = runner.invoke(
-        app,
-        [
-            "train",
-            "--study",
-            str(study),
-            "--model",
-            "unet",
-            "--view",
-            "2DCor",
-            "--fold",
-            "0",
-            "--no-progress",
-        ],
-    )
+    train_args = [
+        "train",
+        "--study",
+        str(study),
+        "--model",
+        "unet",
+        "--view",
+        "2DCor",
+        "--fold",
+        "0",
+        "--no-progress",
+    ]
+    res = runner.invoke(app, train_args)
     assert res.exit_code == 0, res.output
     assert "done: best validation IoU" in _text(res.output)
     run = tmp_path / "study" / "runs" / "unet" / "2DCor" / "fold0"
@@ -68,21 +66,7 @@ def test_train_one_run_then_study_skips_it(tmp_path: Path, cohort: Path) -> None
     assert res.exit_code == 0, res.output
     assert "1 trained, 1 already done, 0 failed of 2 runs" in _text(res.output)
 
-    res = runner.invoke(
-        app,
-        [
-            "train",
-            "--study",
-            str(study),
-            "--model",
-            "unet",
-            "--view",
-            "2DCor",
-            "--fold",
-            "0",
-            "--no-progress",
-        ],
-    )
+    res = runner.invoke(app, train_args)
     assert res.exit_code == 0 and "already finished" in _text(res.output)
 
 

@@ -85,7 +85,7 @@ class UNet(SegmentationModel):
         batch_norm: Batch norm after every 3x3 convolution.
         pretrained: Optional local file with ImageNet VGG16 weights (see ``_pretrained``).
         decoder_channels: The four decoder widths, coarsest first; default
-            ``(256, 128, 64, 32) * width / 64``.
+            ``(256, 128, 64, 32) * width / 64``, at least 16 each.
 
     Example:
         >>> m = UNet(width=4)
