@@ -187,11 +187,15 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
         probs = predict_subject_views(
             prepared.image, union, size, by_view, dev, batch_size=cfg.eval.batch_size
         )
+        # threshold (and fuse) once per orientation; each protocol then only masks its region
+        binaries = {
+            o: threshold(fuse_views(probs) if o == FUSED else probs[o], cfg.eval.threshold)
+            for o in orientations
+        }
         for protocol in protocols:
             region = regions[protocol]
             for orientation in orientations:
-                prob = fuse_views(probs) if orientation == FUSED else probs[orientation]
-                binary = threshold(prob, cfg.eval.threshold) & region
+                binary = binaries[orientation] & region
                 pred = restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool)
                 m = segmentation_metrics(pred, ref, spacing)
                 rows.append([
