@@ -23,6 +23,9 @@ from typing import Any, TypeVar
 import yaml
 
 MODEL_NAMES: tuple[str, ...] = ("unet", "attention_unet", "fpn", "transunet")
+#: Everything ``models.names`` accepts: the four architectures and nnU-Net reference styles.
+STYLE_MODEL_NAMES: tuple[str, ...] = (*MODEL_NAMES, "nnunet_2d", "nnunet_3d_fullres")
+RECIPE_NAMES: tuple[str, ...] = ("paper", "iphbench")
 VIEW_NAMES: tuple[str, ...] = ("2DAxi", "2DCor", "2DSag")
 
 
@@ -44,7 +47,8 @@ class PrepConfig:
 class ModelConfig:
     """Which architectures to train and how wide (paper section 3.3)."""
 
-    names: list[str] = field(default_factory=lambda: list(MODEL_NAMES))  # any of MODEL_NAMES
+    # architectures (MODEL_NAMES) and nnU-Net reference styles (nnunet_2d, nnunet_3d_fullres)
+    names: list[str] = field(default_factory=lambda: list(MODEL_NAMES))
     width: int = 64  # channels of the first VGG16 block; 64 is the paper's VGG16
     batch_norm: bool = True  # batch norm after each encoder convolution (VGG16-BN)
     pretrained: str | None = None  # optional local file with ImageNet VGG16 weights; never downloaded
@@ -63,9 +67,54 @@ class FoldsConfig:
 
 
 @dataclass
+class IphbenchRecipe:
+    """The ``iphbench`` training recipe (docs/training.md, "The iphbench recipe").
+
+    Used by runs whose recipe is ``iphbench``; the ``paper`` recipe ignores this block. Every
+    item can be switched off on its own (a share of 0, a range of 0, or false).
+    """
+
+    # sampling
+    skip_empty_slices: bool = True  # never sample all-zero slices (padding, outside the brain)
+    foreground_share: float = 0.5  # share of each batch from slices holding lesion; 0 = uniform
+    # lesion-free context (what the `full` protocol and `predict` meet)
+    context_share: float = (
+        0.25  # share of each batch, and of validation slices, from lesion-free brain patches
+    )
+    context_patches_per_subject: int = 8  # most lesion-free brain patches read per subject
+    # augmentation, applied to whole batches on the compute device
+    flip: bool = True  # random in-plane flips along each axis (p = 0.5 each)
+    rotate_deg: float = 15.0  # in-plane rotation drawn in ±rotate_deg; 0 = off
+    scale: float = 0.15  # isotropic zoom drawn in [1 − scale, 1 + scale]; 0 = off
+    hu_offset: float = 10.0  # HU offset before the window, drawn in ±hu_offset (site calibration); 0 = off
+    hu_scale: float = 0.1  # HU scale before the window, drawn in 1 ± hu_scale; 0 = off
+    gamma: float = 0.3  # gamma exp(u), u in ±gamma, on the windowed brain; 0 = off
+    noise_hu: float = 5.0  # Gaussian noise with SD drawn in [0, noise_hu] HU; 0 = off
+    blur_sigma: float = 1.0  # Gaussian blur with sigma drawn in [0, blur_sigma] pixels; 0 = off
+    augment_p: float = 0.8  # probability that a slice gets the spatial and intensity changes
+    # optimiser and schedule: a budget of optimiser steps, not epochs
+    optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam"
+    lr: float = 1e-3  # peak learning rate
+    weight_decay: float = 1e-4  # AdamW weight decay
+    batch_size: int = 64  # slices per step, independent of the cohort's size
+    steps: int = 6000  # optimiser steps of the whole run
+    warmup_steps: int = 200  # linear warm-up from lr/100 to lr
+    schedule: str = "cosine"  # decay after warm-up: "cosine", "poly" (power 0.9) or "constant"
+    val_every: int = 250  # steps between validations (one row of history.csv)
+    early_stopping_patience: int = 0  # validations without improvement before stopping; 0 = never
+    # model selection and post-processing
+    select_on: str = "subject_dice"  # "subject_dice" (mean per-subject Dice of validation subjects) or "iou"
+    min_component_ml: float | str = (
+        "auto"  # drop predicted components below this mL; "auto" = chosen on validation; 0 = off
+    )
+
+
+@dataclass
 class TrainConfig:
     """Training of one (model, view, fold) run (paper section 3.4)."""
 
+    # "paper" (exactly as published), "iphbench" (our recipe, see `iphbench`), or both: [paper, iphbench]
+    recipe: str | list[str] = "paper"
     epochs: int = 300  # maximum epochs (paper: 300)
     lr: float = 5e-4  # Adam learning rate (paper: 5e-4)
     batch_size: int = 256  # slices per optimisation step
@@ -82,6 +131,12 @@ class TrainConfig:
     channels_last: bool = True  # channels-last memory format on CUDA
     compile: bool = False  # torch.compile the model on CUDA
     gpu_resident: bool = True  # keep the training slices on the GPU when they fit
+    iphbench: IphbenchRecipe = field(default_factory=IphbenchRecipe)  # settings of the iphbench recipe
+
+    @property
+    def recipes(self) -> list[str]:
+        """``recipe`` as a list (a study may train both recipes in one grid)."""
+        return [self.recipe] if isinstance(self.recipe, str) else list(self.recipe)
 
 
 @dataclass
@@ -112,9 +167,16 @@ class StudyConfig:
         bad_views = [v for v in self.views if v not in VIEW_NAMES]
         if bad_views:
             raise ConfigError(f"unknown views {bad_views}; valid views are {list(VIEW_NAMES)}")
-        bad_models = [m for m in self.models.names if m not in MODEL_NAMES]
+        bad_models = [m for m in self.models.names if m not in STYLE_MODEL_NAMES]
         if bad_models:
-            raise ConfigError(f"unknown models {bad_models}; valid models are {list(MODEL_NAMES)}")
+            raise ConfigError(f"unknown models {bad_models}; valid models are {list(STYLE_MODEL_NAMES)}")
+        recipes = self.train.recipes
+        bad_recipes = [r for r in recipes if r not in RECIPE_NAMES]
+        if bad_recipes or not recipes or len(set(recipes)) != len(recipes):
+            raise ConfigError(
+                f"train.recipe must be one of {list(RECIPE_NAMES)} or a list of distinct ones, got {self.train.recipe!r}"
+            )
+        _check_iphbench_recipe(self.train.iphbench)
         if self.folds.scheme not in ("kfold", "loso"):
             raise ConfigError(f"folds.scheme must be 'kfold' or 'loso', got {self.folds.scheme!r}")
         bad_protocols = [p for p in self.eval.protocols if p not in ("paper", "full")]
@@ -152,6 +214,39 @@ class StudyConfig:
 
 class ConfigError(ValueError):
     """A study or preprocessing configuration is invalid."""
+
+
+def _check_iphbench_recipe(r: IphbenchRecipe) -> None:
+    where = "train.iphbench"
+    for name in ("foreground_share", "context_share", "augment_p"):
+        value = getattr(r, name)
+        if not 0.0 <= value <= 1.0:
+            raise ConfigError(f"{where}.{name} must lie in [0, 1], got {value}")
+    if r.foreground_share + r.context_share > 1.0:
+        raise ConfigError(
+            f"{where}.foreground_share + context_share must be at most 1, got "
+            f"{r.foreground_share} + {r.context_share}"
+        )
+    for name in ("rotate_deg", "hu_offset", "hu_scale", "gamma", "noise_hu", "blur_sigma", "weight_decay"):
+        if getattr(r, name) < 0:
+            raise ConfigError(f"{where}.{name} must be >= 0 (0 switches it off), got {getattr(r, name)}")
+    if not 0.0 <= r.scale < 1.0:
+        raise ConfigError(f"{where}.scale must lie in [0, 1), got {r.scale}")
+    for name in ("batch_size", "steps", "val_every"):
+        if getattr(r, name) < 1:
+            raise ConfigError(f"{where}.{name} must be at least 1, got {getattr(r, name)}")
+    if r.warmup_steps < 0 or r.context_patches_per_subject < 0 or r.early_stopping_patience < 0:
+        raise ConfigError(
+            f"{where}: warmup_steps, context_patches_per_subject and early_stopping_patience must be >= 0"
+        )
+    choices = {"optimizer": ("adamw", "adam"), "schedule": ("cosine", "poly", "constant"),
+               "select_on": ("subject_dice", "iou")}  # fmt: skip
+    for name, allowed in choices.items():
+        if getattr(r, name) not in allowed:
+            raise ConfigError(f"{where}.{name} must be one of {list(allowed)}, got {getattr(r, name)!r}")
+    m = r.min_component_ml
+    if (isinstance(m, str) and m != "auto") or (isinstance(m, float) and m < 0):
+        raise ConfigError(f"{where}.min_component_ml must be 'auto' or a volume in mL >= 0, got {m!r}")
 
 
 def load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:

@@ -55,7 +55,7 @@ def test_failed_run_is_recorded_and_others_continue(make_study: Callable[..., Pa
     )
     result = run_study(cfg, folds=[0])
     assert not result.ok
-    assert [(o["model"], o["status"]) for o in result.outcomes] == [("fpn", "failed"), ("unet", "done")]
+    assert [(o["style"], o["status"]) for o in result.outcomes] == [("fpn", "failed"), ("unet", "done")]
     assert "bogus" in result.failed[0]["error"]
     err = Path(cfg.out) / "runs" / "fpn" / "2DCor" / "fold0" / "error.txt"
     assert "Traceback" in err.read_text()
@@ -65,7 +65,7 @@ def test_failed_run_is_recorded_and_others_continue(make_study: Callable[..., Pa
 def test_plan_rejects_unknown_filters(make_study: Callable[..., Path]) -> None:
     cfg = StudyConfig.load(make_study())
     with pytest.raises(StudyError, match="not in this study"):
-        run_study(cfg, models=["fpn"])
+        run_study(cfg, styles=["fpn"])
 
 
 @pytest.mark.slow

@@ -25,8 +25,11 @@ def study_cmd(
         "--address",
         help="Ray cluster to join ('auto' or HOST:6379); default starts a local Ray instance.",
     ),
-    only_model: list[str] | None = typer.Option(
-        None, "--only-model", help="Train only this model (repeatable)."
+    only_style: list[str] | None = typer.Option(
+        None,
+        "--only-style",
+        "--only-model",
+        help="Train only this style (repeatable): an architecture (its paper-recipe style) or e.g. unet+iphbench.",
     ),
     only_view: list[str] | None = typer.Option(
         None, "--only-view", help="Train only this view (repeatable)."
@@ -56,7 +59,7 @@ def study_cmd(
             executor=executor,
             address=address,
             devices=device or None,
-            models=only_model or None,
+            styles=only_style or None,
             views=only_view or None,
             folds=only_fold or None,
             progress=progress,
@@ -68,6 +71,6 @@ def study_cmd(
         f"{len(result.failed)} failed of {len(result.runs)} runs"
     )
     for o in result.failed:
-        console.print(f"[red]failed[/] {o['model']}/{o['view']}/fold{o['fold']}: {o.get('error')}")
+        console.print(f"[red]failed[/] {o['style']}/{o['view']}/fold{o['fold']}: {o.get('error')}")
     if result.failed:
         raise typer.Exit(1)

@@ -1,7 +1,7 @@
-"""`iphbench train`: train one (model, view, fold) run of a study (paper section 3.4).
+"""`iphbench train`: train one (style, view, fold) run of a study (paper section 3.4).
 
 Prepares the study folder if needed (patch store, folds.csv), then trains that one run
-into ``<out>/runs/<model>/<view>/fold<k>/``. A finished run is skipped; an unfinished one
+into ``<out>/runs/<style>/<view>/fold<k>/``. A finished run is skipped; an unfinished one
 resumes from its ``last.pt``. See docs/training.md.
 """
 
@@ -18,7 +18,13 @@ from iphbench.config import MODEL_NAMES, VIEW_NAMES
 @app.command("train", help="Train one model × view × fold run of a study (resumes an unfinished run).")
 def train_cmd(
     study: Path = typer.Option(..., "--study", "-s", help="Study YAML file."),
-    model: str = typer.Option(..., "--model", "-m", help=f"Architecture: {', '.join(MODEL_NAMES)}."),
+    model: str = typer.Option(
+        ...,
+        "--style",
+        "--model",
+        "-m",
+        help=f"Style: an architecture ({', '.join(MODEL_NAMES)}; the paper recipe) or ARCH+iphbench.",
+    ),
     view: str = typer.Option(..., "--view", help=f"View: {', '.join(VIEW_NAMES)}."),
     fold: int = typer.Option(..., "--fold", "-k", help="Fold index (0-based)."),
     device: str | None = typer.Option(None, "--device", help="Override train.device (cpu, cuda, cuda:1)."),
@@ -33,7 +39,7 @@ def train_cmd(
             cfg,
             executor="local",
             devices=[device] if device else None,
-            models=[model],
+            styles=[model],
             views=[view],
             folds=[fold],
             progress=progress,

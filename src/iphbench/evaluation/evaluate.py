@@ -104,7 +104,9 @@ def evaluate_study(
     cfg = _load_config(study_dir)
     folds = _load_folds(study_dir)
     store = PatchStore(study_dir / "prep")
-    styles, views = list(cfg.models.names), [v for v in VIEWS if v in cfg.views]
+    from iphbench.training.grid import grid_styles
+
+    styles, views = grid_styles(cfg), [v for v in VIEWS if v in cfg.views]
     test = folds[folds["role"] == "test"]
     _check_runs(study_dir, styles, views, sorted(test["fold"].unique()))
 

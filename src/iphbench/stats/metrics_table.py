@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iphbench.styles import ARCH_LABELS, ordered_style_names, style_label
 from iphbench.views import ORIENTATIONS
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,8 @@ REQUIRED_COLUMNS: tuple[str, ...] = (
     "pred_ml",
 )
 
-#: Display names of the four styles (paper section 3.3).
-STYLE_NAMES: dict[str, str] = {
-    "unet": "U-Net",
-    "attention_unet": "Attention U-Net",
-    "fpn": "FPN",
-    "transunet": "Trans U-Net",
-}
+#: Display names of the architectures (paper section 3.3) and nnU-Net reference styles.
+STYLE_NAMES: dict[str, str] = ARCH_LABELS
 
 #: Metrics of the paper (Tables 2-4), their labels and which direction is better.
 METRIC_LABELS: dict[str, str] = {"dice": "F-measure", "iou": "IoU", "hd95_mm": "d_H95 (mm)"}
@@ -53,13 +49,15 @@ class MetricsTableError(ValueError):
 
 
 def display_name(style: str) -> str:
-    """``"attention_unet"`` → ``"Attention U-Net"``; unknown styles are shown as they are."""
-    return STYLE_NAMES.get(style, style)
+    """``"attention_unet"`` → ``"Attention U-Net"``, ``"unet+iphbench"`` → ``"U-Net (iphbench recipe)"``;
+    unknown styles are shown as they are."""
+    return style_label(style)
 
 
 def ordered_styles(styles: object) -> list[str]:
-    """Styles in the paper's column order: alphabetical by display name (Attention U-Net, FPN, Trans U-Net, U-Net)."""
-    return sorted({str(s) for s in styles}, key=lambda s: display_name(s).lower())  # type: ignore[attr-defined]
+    """Styles in the paper's column order: alphabetical by display name (Attention U-Net, FPN, Trans U-Net,
+    U-Net), each architecture's other recipes after it, nnU-Net reference styles last."""
+    return ordered_style_names(styles)  # type: ignore[arg-type]
 
 
 def ordered_orientations(orientations: object) -> list[str]:

@@ -41,14 +41,14 @@ class ExecutorError(RuntimeError):
     """An executor cannot start (e.g. Ray is not installed or the cluster is unreachable)."""
 
 
-def job(config_dict: dict[str, Any], model: str, view: str, fold: int, device: str | None = None) -> Job:
-    """A picklable description of one run: the resolved study config plus (model, view, fold, device)."""
-    return {"config": config_dict, "model": model, "view": view, "fold": int(fold), "device": device}
+def job(config_dict: dict[str, Any], style: str, view: str, fold: int, device: str | None = None) -> Job:
+    """A picklable description of one run: the resolved study config plus (style, view, fold, device)."""
+    return {"config": config_dict, "style": style, "view": view, "fold": int(fold), "device": device}
 
 
-def run_dir_of(out: str | Path, model: str, view: str, fold: int) -> Path:
-    """``<out>/runs/<model>/<view>/fold<k>`` (docs/formats.md)."""
-    return Path(out) / "runs" / model / view / f"fold{fold}"
+def run_dir_of(out: str | Path, style: str, view: str, fold: int) -> Path:
+    """``<out>/runs/<style>/<view>/fold<k>`` (docs/formats.md; a style is ``unet``, ``unet+iphbench``, ...)."""
+    return Path(out) / "runs" / style / view / f"fold{fold}"
 
 
 def execute_run(spec: Job) -> Outcome:
@@ -56,11 +56,13 @@ def execute_run(spec: Job) -> Outcome:
     import dataclasses
 
     from iphbench.config import StudyConfig
+    from iphbench.styles import parse_style
     from iphbench.training.folds import read_folds
     from iphbench.training.trainer import train_run
 
     cfg = StudyConfig.from_dict(spec["config"])
-    run_dir = run_dir_of(cfg.out, spec["model"], spec["view"], spec["fold"])
+    style = parse_style(spec["style"])
+    run_dir = run_dir_of(cfg.out, spec["style"], spec["view"], spec["fold"])
     run_dir.mkdir(parents=True, exist_ok=True)
     error_path = run_dir / "error.txt"
     with contextlib.suppress(FileNotFoundError):
@@ -70,7 +72,7 @@ def execute_run(spec: Job) -> Outcome:
     )
     t0 = time.perf_counter()
     base: Outcome = {
-        "model": spec["model"],
+        "style": spec["style"],
         "view": spec["view"],
         "fold": spec["fold"],
         "run_dir": str(run_dir),
@@ -80,12 +82,13 @@ def execute_run(spec: Job) -> Outcome:
         result = train_run(
             Path(cfg.out) / "prep",
             folds,
-            spec["model"],
+            style.arch,
             spec["view"],
             spec["fold"],
             run_dir,
             cfg.models,
             train_cfg,
+            recipe=style.recipe,
         )
     except Exception as exc:
         text = traceback.format_exc()
@@ -119,7 +122,7 @@ def _free_cuda() -> None:
 
 def _failed(spec: Job, message: str) -> Outcome:
     return {
-        "model": spec["model"],
+        "style": spec["style"],
         "view": spec["view"],
         "fold": spec["fold"],
         "status": "failed",

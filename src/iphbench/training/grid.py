@@ -1,4 +1,4 @@
-"""The study grid: models × views × folds, each a resumable run (paper section 3.4-3.5).
+"""The study grid: styles × views × folds, each a resumable run (paper section 3.4-3.5).
 
 ``run_study`` opens the study folder (``config.yaml``, ``study.json``), prepares the patch
 store under ``prep/``, writes ``folds.csv``, then trains every (model, view, fold) run that
@@ -27,6 +27,7 @@ import pandas as pd
 import iphbench
 from iphbench._files import atomic_write_json
 from iphbench.config import StudyConfig, config_hash
+from iphbench.styles import parse_style, study_styles
 from iphbench.training.executors import (
     EXECUTORS,
     Outcome,
@@ -50,15 +51,15 @@ class StudyError(RuntimeError):
 class RunSpec:
     """One cell of the grid."""
 
-    model: str
+    style: str  # a style name (iphbench.styles): "unet", "unet+iphbench", ...
     view: str
     fold: int
 
     def run_dir(self, out: str | Path) -> Path:
-        return run_dir_of(out, self.model, self.view, self.fold)
+        return run_dir_of(out, self.style, self.view, self.fold)
 
     def __str__(self) -> str:
-        return f"{self.model}/{self.view}/fold{self.fold}"
+        return f"{self.style}/{self.view}/fold{self.fold}"
 
 
 @dataclass
@@ -167,25 +168,39 @@ def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.
     return store, folds
 
 
+def grid_styles(config: StudyConfig) -> list[str]:
+    """Style names of a study: each architecture once per ``train.recipe`` (iphbench.styles)."""
+    return [s.name for s in study_styles(config.models.names, config.train.recipes)]
+
+
 def plan_runs(
     config: StudyConfig,
     n_fold: int,
-    models: Sequence[str] | None = None,
+    styles: Sequence[str] | None = None,
     views: Sequence[str] | None = None,
     folds: Sequence[int] | None = None,
 ) -> list[RunSpec]:
-    """The grid models × views × folds of ``config``, optionally restricted to some of each."""
+    """The grid styles × views × folds of ``config``, optionally restricted to some of each.
+
+    ``styles`` may name a style (``unet+iphbench``) or an architecture (``unet``: its
+    paper-recipe style); the study's styles are :func:`grid_styles`.
+    """
+    all_styles = grid_styles(config)
     for name, chosen, allowed in (
-        ("model", models, config.models.names),
+        ("style", styles, all_styles),
         ("view", views, config.views),
         ("fold", folds, list(range(n_fold))),
     ):
         bad = [c for c in (chosen or []) if c not in allowed]
         if bad:
             raise StudyError(f"{name}(s) {bad} are not in this study; it has {list(allowed)}")
+    chosen_styles = [s for s in all_styles if s in styles] if styles else all_styles
+    nnunet = [s for s in chosen_styles if parse_style(s).is_nnunet]
+    if nnunet:
+        raise StudyError(f"nnU-Net styles {nnunet} cannot be trained by this version yet")
     return [
         RunSpec(m, v, k)
-        for m in (models or config.models.names)
+        for m in chosen_styles
         for v in (views or config.views)
         for k in (folds if folds is not None else range(n_fold))
     ]
@@ -196,7 +211,7 @@ def run_study(
     executor: str = "local",
     address: str | None = None,
     devices: Sequence[str] | None = None,
-    models: Sequence[str] | None = None,
+    styles: Sequence[str] | None = None,
     views: Sequence[str] | None = None,
     folds: Sequence[int] | None = None,
     progress: bool = False,
@@ -209,7 +224,7 @@ def run_study(
         address: Ray cluster address (``"auto"`` or ``"host:6379"``); None starts a local Ray instance.
         devices: local devices to spread runs over (default: the configured device, or every
             visible GPU, or the CPU).
-        models, views, folds: restrict the grid (default: all of the config).
+        styles, views, folds: restrict the grid (default: all of the config).
         progress: show a live table on stderr.
 
     Returns:
@@ -219,7 +234,7 @@ def run_study(
         raise StudyError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
     out = open_study(config)
     _, folds_df = prepare_study(config, progress=progress)
-    grid = plan_runs(config, n_folds(folds_df), models, views, folds)
+    grid = plan_runs(config, n_folds(folds_df), styles, views, folds)
     skipped = [r for r in grid if (r.run_dir(out) / "done.json").exists()]
     todo = [r for r in grid if r not in skipped]
     log.info(
@@ -234,9 +249,9 @@ def run_study(
     if not todo:
         return result
     cfg_dict = config.to_dict()
-    jobs = [job(cfg_dict, r.model, r.view, r.fold) for r in todo]
+    jobs = [job(cfg_dict, r.style, r.view, r.fold) for r in todo]
     board = ProgressBoard(
-        out, [(r.model, r.view, r.fold) for r in grid], [(r.model, r.view, r.fold) for r in skipped]
+        out, [(r.style, r.view, r.fold) for r in grid], [(r.style, r.view, r.fold) for r in skipped]
     )
     with live_board(board, enabled=progress):
         if executor == "ray":
@@ -245,7 +260,7 @@ def run_study(
             devs = list(devices) if devices else visible_devices(config.train.device)
             result.outcomes = run_local(jobs, devs, board.started, board.finished)
     for o in result.failed:
-        log.error("run %s/%s/fold%s failed: %s", o["model"], o["view"], o["fold"], o.get("error"))
+        log.error("run %s/%s/fold%s failed: %s", o["style"], o["view"], o["fold"], o.get("error"))
     return result
 
 
@@ -254,6 +269,7 @@ __all__ = [
     "RunSpec",
     "StudyError",
     "check_study",
+    "grid_styles",
     "open_study",
     "plan_runs",
     "prepare_study",

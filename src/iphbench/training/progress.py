@@ -26,8 +26,8 @@ from iphbench.training.executors import Job, Outcome, run_dir_of
 _STYLE = {"queued": "dim", "running": "yellow", "done": "green", "skipped": "cyan", "failed": "bold red"}
 
 
-def _key(model: str, view: str, fold: int) -> tuple[str, str, int]:
-    return (model, view, int(fold))
+def _key(style: str, view: str, fold: int) -> tuple[str, str, int]:
+    return (style, view, int(fold))
 
 
 class ProgressBoard:
@@ -35,7 +35,7 @@ class ProgressBoard:
 
     Args:
         out: the study folder.
-        runs: (model, view, fold) of every run in the grid.
+        runs: (style, view, fold) of every run in the grid.
         skipped: runs already finished before this call (done.json present).
     """
 
@@ -57,10 +57,10 @@ class ProgressBoard:
 
     def started(self, spec: Job) -> None:
         with self._lock:
-            self.state[_key(spec["model"], spec["view"], spec["fold"])] = "running"
+            self.state[_key(spec["style"], spec["view"], spec["fold"])] = "running"
 
     def finished(self, spec: Job, outcome: Outcome) -> None:
-        key = _key(spec["model"], spec["view"], spec["fold"])
+        key = _key(spec["style"], spec["view"], spec["fold"])
         with self._lock:
             self.state[key] = "done" if outcome.get("status") == "done" else "failed"
             if outcome.get("error"):
@@ -101,7 +101,7 @@ class ProgressBoard:
     def table(self) -> Table:
         self._poll()
         table = Table(title=f"study {self.out}", expand=False)
-        for col in ("model", "view", "fold", "state", "epoch", "best val IoU"):
+        for col in ("style", "view", "fold", "state", "epoch", "best val IoU"):
             table.add_column(col, justify="right" if col in ("fold", "epoch", "best val IoU") else "left")
         with self._lock:
             items = sorted(self.state)

@@ -221,9 +221,13 @@ def _run_settings(
     train_cfg: TrainConfig,
     train: list[str],
     val: list[str],
+    recipe: str,
 ) -> dict[str, Any]:
     tc = asdict(train_cfg)
     tc.pop("device")  # where a run trains does not change what it trains
+    tc["recipe"] = recipe  # this run's recipe (the study may list several)
+    if recipe != "iphbench":
+        tc.pop("iphbench")  # settings of another recipe do not change this run
     return {
         "model": model_name,
         "view": view,
@@ -284,6 +288,7 @@ def train_run(
     model_cfg: ModelConfig,
     train_cfg: TrainConfig,
     progress_cb: Callable[[EpochReport], None] | None = None,
+    recipe: str = "paper",
 ) -> RunResult:
     """Train one (model, view, fold) run into ``run_dir``; resume it if ``last.pt`` is there.
 
@@ -299,6 +304,7 @@ def train_run(
         train_cfg: epochs, lr, batch size, patience, loss parameters, seed, device, precision.
         progress_cb: called after each epoch; raising :class:`StopRun` in it stops the run cleanly
             (its checkpoint is already written, so a later call resumes).
+        recipe: ``"paper"`` (exactly as published) or ``"iphbench"`` (``train_cfg.iphbench``).
 
     Returns:
         The run's :class:`RunResult`; if ``done.json`` exists the stored result is returned without training.
@@ -308,6 +314,8 @@ def train_run(
     """
     run_dir = Path(run_dir)
     check_view(view)
+    if recipe != "paper":
+        raise NotImplementedError(f"the {recipe!r} recipe is not implemented yet")
     done_path = run_dir / "done.json"
     if done_path.exists():
         import json
@@ -322,7 +330,7 @@ def train_run(
 
     train_subj = fold_subjects(folds_df, fold, "train")
     val_subj = fold_subjects(folds_df, fold, "val")
-    settings = _run_settings(model_name, view, fold, model_cfg, train_cfg, train_subj, val_subj)
+    settings = _run_settings(model_name, view, fold, model_cfg, train_cfg, train_subj, val_subj, recipe)
     settings_hash = config_hash(settings)
     _check_run_config(run_dir, settings, settings_hash)
 
