@@ -32,6 +32,7 @@ import torch
 from iphbench.config import TrainConfig
 from iphbench.models import create_model, list_models
 from iphbench.training.data import SliceSet
+from iphbench.training.sampling import PermutationSampler
 from iphbench.training.loss import DiceFocalLoss
 from iphbench.training.trainer import Engine, resolve_amp, train_one_epoch
 
@@ -104,13 +105,14 @@ def make_ours(
     torch.manual_seed(0)
     engine = Engine.build(create_model(name, width=width), cfg, device, dtype)
     data = SliceSet.build(images, masks, device, dtype, resident=True, channels_last=device.type == "cuda")
+    sampler = PermutationSampler(data.n, batch, 0, data.index_device)
     epoch = [0]
 
     def run(steps: int) -> float:
         _sync(device)
         t0 = time.perf_counter()
         epoch[0] += 1
-        float(train_one_epoch(engine, data, batch, steps, 0, epoch[0]))  # one host sync per epoch
+        float(train_one_epoch(engine, data, sampler, steps, 0, epoch[0]))  # one host sync per epoch
         return time.perf_counter() - t0
 
     run(3 if compile else (2 if device.type == "cuda" else 1))  # warm-up (and compilation)

@@ -131,6 +131,7 @@ class TrainConfig:
     channels_last: bool = True  # channels-last memory format on CUDA
     compile: bool = False  # torch.compile the model on CUDA
     gpu_resident: bool = True  # keep the training slices on the GPU when they fit
+    checkpoint_every: int = 1  # write last.pt every N epochs and at the end (in the background); resume restarts there
     iphbench: IphbenchRecipe = field(default_factory=IphbenchRecipe)  # settings of the iphbench recipe
 
     @property
@@ -177,6 +178,8 @@ class StudyConfig:
                 f"train.recipe must be one of {list(RECIPE_NAMES)} or a list of distinct ones, got {self.train.recipe!r}"
             )
         _check_iphbench_recipe(self.train.iphbench)
+        if self.train.checkpoint_every < 1:
+            raise ConfigError(f"train.checkpoint_every must be at least 1, got {self.train.checkpoint_every}")
         if self.folds.scheme not in ("kfold", "loso"):
             raise ConfigError(f"folds.scheme must be 'kfold' or 'loso', got {self.folds.scheme!r}")
         bad_protocols = [p for p in self.eval.protocols if p not in ("paper", "full")]

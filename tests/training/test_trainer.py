@@ -14,9 +14,11 @@ from iphbench.config import FoldsConfig, ModelConfig, TrainConfig
 from iphbench.preprocessing.store import PatchStore
 from iphbench.training import StopRun, load_model, make_folds, train_run
 from iphbench.training.checkpoint import build_model
-from iphbench.training.data import SliceSet, derive_seed, load_view_slices
+from iphbench.training.data import SliceSet, derive_seed
 from iphbench.training.folds import fold_subjects
-from iphbench.training.trainer import Engine, RunConfigError, _should_stop, evaluate
+from iphbench.training.sampling import load_run_slices
+from iphbench.training.trainer import Engine, RunConfigError, _should_stop
+from iphbench.training.validation import validate
 
 
 class RecordingStore:
@@ -26,9 +28,9 @@ class RecordingStore:
         self.store = store
         self.read: set[str] = set()
 
-    def patches(self, subjects: list[str], mode: str) -> tuple[np.ndarray, np.ndarray, Any]:
+    def patches(self, subjects: list[str], mode: str, **kw: Any) -> tuple[np.ndarray, np.ndarray, Any]:
         self.read.update(subjects)
-        return self.store.patches(subjects, mode)
+        return self.store.patches(subjects, mode, **kw)
 
 
 def _folds(store: PatchStore) -> pd.DataFrame:
@@ -45,8 +47,8 @@ def test_trainer_learns_and_never_reads_test_subjects(prep_store: Path, tmp_path
     # validation Dice of the untrained model (same seeded initialisation as the run)
     torch.manual_seed(derive_seed(train_cfg.seed, 0x1417))
     engine = Engine.build(build_model("unet", 8, {}), train_cfg, torch.device("cpu"), torch.float32)
-    va = load_view_slices(store, fold_subjects(folds, 0, "val"), "2DCor")
-    start = evaluate(engine, SliceSet.build(*va, torch.device("cpu"), torch.float32), 64)
+    va = load_run_slices(store, fold_subjects(folds, 0, "val"), "2DCor")
+    start = validate(engine, SliceSet.build(va.images, va.masks, torch.device("cpu"), torch.float32), 64)
 
     run_dir = tmp_path / "run"
     result = train_run(rec, folds, "unet", "2DCor", 0, run_dir, model_cfg, train_cfg)
@@ -58,7 +60,10 @@ def test_trainer_learns_and_never_reads_test_subjects(prep_store: Path, tmp_path
     assert result.best_val_dice > 0.5
 
     hist = pd.read_csv(run_dir / "history.csv")
-    assert list(hist.columns) == ["epoch", "train_loss", "val_loss", "val_dice", "val_iou", "lr", "seconds"]
+    assert list(hist.columns) == [
+        "epoch", "step", "slices", "train_loss", "val_loss", "val_dice", "val_iou", "val_subject_dice", "lr", "seconds",
+    ]  # fmt: skip
+    assert hist.step.tolist() == [8, 16, 24, 32] and hist.slices.tolist() == [256, 512, 768, 1024]
     assert hist.epoch.tolist() == [1, 2, 3, 4]
     assert hist.val_iou.max() == pytest.approx(result.best_val_iou)
     best = torch.load(run_dir / "best.pt", weights_only=True)
@@ -83,7 +88,7 @@ def test_trainer_learns_and_never_reads_test_subjects(prep_store: Path, tmp_path
 
     model = load_model(run_dir)
     assert not model.training
-    x = torch.from_numpy(va[0][:4].astype(np.float32)).unsqueeze(1)
+    x = torch.from_numpy(va.images[:4].astype(np.float32)).unsqueeze(1)
     with torch.no_grad():
         assert model(x).shape == x.shape
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import multiprocessing
@@ -275,24 +276,37 @@ class PatchStore:
         )
 
     def patch_origins(self, subject: str, mode: str) -> np.ndarray:
-        """Origins ``(N, 3)`` (int64) of the subject's patches in selection ``mode`` ("lesion" or "brain")."""
-        column = _mode_column(mode)
+        """Origins ``(N, 3)`` (int64) of the subject's patches in selection ``mode``.
+
+        ``lesion``: patches holding a lesion voxel (the paper's selection); ``brain``: patches
+        touching the brain mask; ``context``: brain patches without any lesion voxel (the
+        lesion-free context of the ``iphbench`` training recipe).
+        """
         self._check(subject)
         table = self._by_subject.get(subject)
         if table is None:
             return np.zeros((0, 3), dtype=np.int64)
-        kept = table[table[column] > 0]
+        if mode == "context":
+            kept = table[(table["brain_voxels"] > 0) & (table["lesion_voxels"] <= 0)]
+        else:
+            kept = table[table[_mode_column(mode)] > 0]
         return kept[["ox", "oy", "oz"]].to_numpy(dtype=np.int64)
 
-    def patches(self, subjects: Sequence[str], mode: str) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
-        """All patches of ``subjects`` in selection ``mode``.
+    def patches(
+        self, subjects: Sequence[str], mode: str, max_per_subject: int | None = None, seed: int = 0
+    ) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
+        """All patches of ``subjects`` in selection ``mode`` (see :meth:`patch_origins`).
+
+        Args:
+            max_per_subject: keep at most this many patches per subject, drawn without
+                replacement by a generator seeded with ``(seed, subject)`` (None = all).
 
         Returns:
             images float16 ``(N, P, P, P)``, masks uint8 ``(N, P, P, P)`` and a table with
             columns subject, ox, oy, oz (one row per patch, same order).
         """
         size = self.patch_size
-        per = [(s, self.patch_origins(s, mode)) for s in subjects]
+        per = [(s, _at_most(self.patch_origins(s, mode), max_per_subject, seed, s)) for s in subjects]
         total = sum(len(o) for _, o in per)
         images = np.empty((total, size, size, size), dtype=np.float16)
         masks = np.empty((total, size, size, size), dtype=np.uint8)
@@ -312,12 +326,23 @@ class PatchStore:
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def _at_most(origins: np.ndarray, limit: int | None, seed: int, subject: str) -> np.ndarray:
+    if limit is None or len(origins) <= limit:
+        return origins
+    digest = int.from_bytes(hashlib.sha256(subject.encode()).digest()[:8], "little")
+    rng = np.random.default_rng([seed, digest])
+    keep = np.sort(rng.choice(len(origins), size=limit, replace=False))
+    return origins[keep]
+
+
 def _mode_column(mode: str) -> str:
     if mode == "lesion":
         return "lesion_voxels"
     if mode == "brain":
         return "brain_voxels"
-    raise ValueError(f"unknown patch selection mode {mode!r}; valid modes are {list(SELECTION_MODES)}")
+    raise ValueError(
+        f"unknown patch selection mode {mode!r}; valid modes are {[*SELECTION_MODES, 'context']}"
+    )
 
 
 def _load_manifest(cohort: str | Path | pd.DataFrame) -> pd.DataFrame:

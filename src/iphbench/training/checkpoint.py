@@ -73,6 +73,63 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
+def to_cpu(obj: Any) -> Any:
+    """A copy of ``obj`` (nested dicts, lists, tuples) whose tensors are detached CPU clones.
+
+    What a background write may hold while training goes on changing the live tensors.
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
+
+
+class CheckpointWriter:
+    """Writes checkpoints off the training loop's critical path: one background thread, in order.
+
+    :meth:`save` takes a payload of CPU copies (:func:`to_cpu`) and returns at once; the write
+    itself is atomic, so a run killed mid-write keeps the previous file. :meth:`close` waits for
+    every pending write and re-raises the first error (a full disk is never silent).
+
+    Example:
+        >>> with CheckpointWriter() as writer:  # doctest: +SKIP
+        ...     writer.save("last.pt", to_cpu(state))
+    """
+
+    def __init__(self) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iphbench-ckpt")
+        self._pending: list[Any] = []
+
+    def save(self, path: str | Path, payload: dict[str, Any]) -> None:
+        self._raise_done()
+        self._pending.append(self._pool.submit(save_checkpoint, path, payload))
+
+    def _raise_done(self) -> None:
+        done = [f for f in self._pending if f.done()]
+        self._pending = [f for f in self._pending if not f.done()]
+        for f in done:
+            f.result()
+
+    def close(self) -> None:
+        try:
+            for f in self._pending:
+                f.result()
+        finally:
+            self._pending = []
+            self._pool.shutdown(wait=True)
+
+    def __enter__(self) -> CheckpointWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load a checkpoint on the CPU with ``weights_only=True`` (no pickled code is ever run)."""
     path = Path(path)
@@ -152,6 +209,7 @@ def load_model(run_dir_or_ckpt: str | Path, device: str | torch.device = "cpu") 
 __all__ = [
     "BEST_NAME",
     "LAST_NAME",
+    "CheckpointWriter",
     "best_payload",
     "build_model",
     "cpu_state_dict",
@@ -159,4 +217,5 @@ __all__ = [
     "load_model",
     "model_kwargs",
     "save_checkpoint",
+    "to_cpu",
 ]

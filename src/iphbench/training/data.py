@@ -1,64 +1,28 @@
-"""Training data for one run: the 2D slices of a view, held as tensors and sampled without a DataLoader.
+"""Training data for one run: the 2D slices of a view, held as tensors and gathered without a DataLoader.
 
 The paper trains separate 2D models on the axial, coronal and sagittal slices of the
-64³ lesion patches (section 3.2-3.4). Here the patches of a fold's subjects are read once
-from the patch store, cut into slices of the run's view (``iphbench.views.to_slices``)
-and kept as one tensor. On CUDA that tensor lives on the GPU (bf16 images, uint8 masks)
-and batches are gathered there with indices from a ``torch.Generator`` on the device, so
-no host thread or DataLoader sits between steps.
-
-Each epoch's order is a permutation drawn from a generator seeded by ``(seed, epoch)``:
-it does not depend on anything that happened before, which makes a resumed run exact.
+64³ lesion patches (section 3.2-3.4). A run's slices (:mod:`iphbench.training.sampling`)
+are kept as one tensor; on CUDA it lives on the GPU (bf16 images, uint8 masks) and
+batches are gathered there with indices drawn on the device, so no host thread or
+DataLoader sits between steps.
 """
 
 from __future__ import annotations
 
 import logging
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from iphbench.views import to_slices
-
 log = logging.getLogger(__name__)
-
-
-class PatchSource(Protocol):
-    """What the trainer needs from ``iphbench.preprocessing.store.PatchStore``."""
-
-    def patches(self, subjects: Sequence[str], mode: str) -> tuple[np.ndarray, np.ndarray, Any]: ...
 
 
 def derive_seed(*parts: int) -> int:
     """A 63-bit seed mixed from integers (NumPy SeedSequence), e.g. ``derive_seed(seed, epoch)``."""
     state = np.random.SeedSequence([int(p) for p in parts]).generate_state(2, dtype=np.uint32)
     return int((int(state[0]) << 31) ^ int(state[1]))
-
-
-def load_view_slices(
-    store: PatchSource, subjects: Sequence[str], view: str, mode: str = "lesion"
-) -> tuple[np.ndarray, np.ndarray]:
-    """Slices of ``view`` from the ``mode`` patches of ``subjects``: images float16 (N, H, W), masks uint8.
-
-    Raises:
-        ValueError: when the subjects hold no patch of that mode (nothing to train or validate on).
-    """
-    if not subjects:
-        raise ValueError("no subjects given: a run needs training and validation subjects")
-    images, masks, _ = store.patches(list(subjects), mode)
-    if len(images) == 0:
-        raise ValueError(
-            f"subjects {list(subjects)[:5]}{'...' if len(subjects) > 5 else ''} hold no {mode!r} patches; "
-            "check their masks in the cohort, or the folds"
-        )
-    img = np.ascontiguousarray(to_slices(np.asarray(images, dtype=np.float16), view))
-    msk = np.ascontiguousarray(to_slices(np.asarray(masks, dtype=np.uint8), view))
-    return img, msk
 
 
 @dataclass
@@ -78,6 +42,7 @@ class SliceSet:
     device: torch.device
     dtype: torch.dtype
     channels_last: bool = False
+    subject: Tensor | None = None  # (N,) int32 subject index of each slice (for per-subject validation)
 
     @classmethod
     def build(
@@ -88,10 +53,12 @@ class SliceSet:
         dtype: torch.dtype,
         resident: bool = True,
         channels_last: bool = False,
+        subject: np.ndarray | None = None,
     ) -> SliceSet:
         """Move slices to ``device`` when ``resident`` (CUDA) or keep them in (pinned) host memory."""
         img = torch.from_numpy(np.ascontiguousarray(images))
         msk = torch.from_numpy(np.ascontiguousarray(masks))
+        subj = None if subject is None else torch.from_numpy(np.ascontiguousarray(subject, dtype=np.int32))
         store_dtype = torch.bfloat16 if dtype == torch.bfloat16 else torch.float16
         if device.type == "cuda" and resident:
             img = img.to(device).to(store_dtype)
@@ -100,7 +67,9 @@ class SliceSet:
             img = img.to(store_dtype)
             if device.type == "cuda":
                 img, msk = img.pin_memory(), msk.pin_memory()
-        return cls(img, msk, device, dtype, channels_last)
+        if subj is not None and device.type == "cuda" and resident:
+            subj = subj.to(device)
+        return cls(img, msk, device, dtype, channels_last, subj)
 
     @property
     def n(self) -> int:
@@ -139,18 +108,4 @@ def steps_per_epoch(n: int, batch_size: int, steps: int | None) -> int:
     return max(1, n // batch_size)
 
 
-def epoch_indices(n: int, batch_size: int, steps: int, seed: int, epoch: int, device: torch.device) -> Tensor:
-    """Sample order of one epoch: concatenated permutations of ``range(n)`` seeded by ``(seed, epoch)``.
-
-    Drawn on ``device`` by a generator there (CUDA generators differ from CPU ones, so an
-    exact resume needs the same device type). Long enough for ``steps`` batches of
-    ``min(batch_size, n)`` indices.
-    """
-    gen = torch.Generator(device=device)
-    gen.manual_seed(derive_seed(seed, epoch, 0x51CE))
-    need = steps * min(batch_size, n)
-    perms = [torch.randperm(n, generator=gen, device=device) for _ in range(math.ceil(need / n))]
-    return perms[0] if len(perms) == 1 else torch.cat(perms)
-
-
-__all__ = ["PatchSource", "SliceSet", "derive_seed", "epoch_indices", "load_view_slices", "steps_per_epoch"]
+__all__ = ["SliceSet", "derive_seed", "steps_per_epoch"]
