@@ -32,8 +32,8 @@ import torch
 from iphbench.config import TrainConfig
 from iphbench.models import create_model, list_models
 from iphbench.training.data import SliceSet
-from iphbench.training.sampling import PermutationSampler
 from iphbench.training.loss import DiceFocalLoss
+from iphbench.training.sampling import PermutationSampler
 from iphbench.training.trainer import Engine, resolve_amp, train_one_epoch
 
 H100_BF16_PEAK = 989e12  # dense bf16 FLOP/s, H100 SXM
