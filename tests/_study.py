@@ -68,11 +68,13 @@ def build_tiny_study(
     n_sites: int = 4,
     healthy_fraction: float = 0.25,
     seed: int = 3,
+    **extra: Any,
 ) -> Path:
     """Write cohort, patch store, folds and trained runs under ``root``; return the study folder.
 
     Takes about 5 s on one CPU thread. The study folder holds ``config.yaml`` (with the
     cohort path absolute), ``folds.csv``, ``prep/`` and ``runs/<style>/<view>/fold<k>/``.
+    ``extra`` replaces top-level study settings (e.g. ``train=...``).
     """
     from iphbench.preprocessing.store import PatchStore, prepare_store
     from iphbench.synth import generate_cohort
@@ -89,7 +91,7 @@ def build_tiny_study(
     if not prep.ok:
         raise RuntimeError(f"tiny study: preparation failed: {prep.failed}")
     folds_seed = _folds_seed(PatchStore(out / "prep").subjects_table, K, VAL_FRACTION)
-    cfg = StudyConfig.from_dict(study_dict(cohort, out, styles, folds_seed))
+    cfg = StudyConfig.from_dict(study_dict(cohort, out, styles, folds_seed, **extra))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -131,7 +131,9 @@ class TrainConfig:
     channels_last: bool = True  # channels-last memory format on CUDA
     compile: bool = False  # torch.compile the model on CUDA
     gpu_resident: bool = True  # keep the training slices on the GPU when they fit
-    checkpoint_every: int = 1  # write last.pt every N epochs and at the end (in the background); resume restarts there
+    checkpoint_every: int = (
+        1  # write last.pt every N epochs and at the end (in the background); resume restarts there
+    )
     iphbench: IphbenchRecipe = field(default_factory=IphbenchRecipe)  # settings of the iphbench recipe
 
     @property

@@ -29,6 +29,7 @@ import pandas as pd
 
 from iphbench._files import atomic_path, atomic_write_json
 from iphbench.config import StudyConfig, config_hash
+from iphbench.evaluation.postprocess import PostprocessTable, postprocess_volumes, remove_small_components
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
@@ -120,6 +121,7 @@ def evaluate_study(
     atomic_write_json(key_file, {"key": key})
 
     dev = resolve_device(device)
+    postprocess = PostprocessTable(eval_dir / "postprocess.json")
     subjects_table = store.subjects_table.set_index("subject")
     total, done = len(test), 0
     for fold in sorted(test["fold"].unique()):
@@ -133,11 +135,13 @@ def evaluate_study(
             style: {view: [load_model(run_dir(study_dir, style, view, int(fold)), dev)] for view in views}
             for style in styles
         }
+        with torch.inference_mode():
+            min_ml = postprocess_volumes(cfg, store, folds, int(fold), models, dev, postprocess)
         for subject in fold_subjects:
             with torch.inference_mode():
                 rows = _evaluate_subject(
                     study_dir, cfg, store, subjects_table.loc[subject], subject, int(fold), models, dev,
-                    predict_subject_views,
+                    predict_subject_views, min_ml,
                 )  # fmt: skip
             frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
             with atomic_path(eval_dir / f"{subject}.csv", suffix=".csv") as tmp:
@@ -154,7 +158,7 @@ def evaluate_study(
     return out
 
 
-def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views):
+def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views, min_ml):
     from iphbench.evaluation.metrics import segmentation_metrics
     from iphbench.inference import fuse_views, threshold
     from iphbench.io import read_mask, read_volume, write_mask_like
@@ -184,6 +188,7 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
     }
     protocols = [p for p in cfg.eval.protocols if not (p == "paper" and len(lesion_origins) == 0)]
     orientations = orientations_for(list(models[next(iter(models))]))
+    voxel_ml = float(np.prod(prepared.meta.spacing)) / 1000.0
     rows: list[list[object]] = []
     for style, by_view in models.items():
         probs = predict_subject_views(
@@ -197,7 +202,9 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
         for protocol in protocols:
             region = regions[protocol]
             for orientation in orientations:
-                binary = binaries[orientation] & region
+                binary = remove_small_components(
+                    binaries[orientation] & region, voxel_ml, min_ml.get(style, 0.0)
+                )
                 pred = restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool)
                 m = segmentation_metrics(pred, ref, spacing)
                 rows.append([
