@@ -24,6 +24,7 @@ import pandas as pd
 from iphbench._files import atomic_write_text
 from iphbench.config import StudyConfig
 from iphbench.report import narrative as nar
+from iphbench.report.convergence import convergence_html
 from iphbench.report.tables import cohort_table, metric_table, protocol_description, write_tables
 from iphbench.stats.analysis import ProtocolStats, collect_notes, run_stats
 from iphbench.stats.metrics_table import display_name, load_metrics, ordered_protocols, subject_table
@@ -261,6 +262,9 @@ def write_report(
         h.append(
             f'<div class="note"><strong>Run settings</strong>{_notes_html(notes.read_text(encoding="utf-8"))}</div>'
         )
+    training, not_converged = convergence_html(study, ("png", "pdf") if pdf else ("png",))
+    for w in not_converged:
+        h.append(f'<p class="note"><strong>Not converged.</strong> {html.escape(w)}</p>')
     h.append(_key_results(df, stats, orientation))
     h.append("<h2>1. Cohort</h2>")
     h.append(cohort_table(subject_table(df)).to_html())
@@ -290,6 +294,7 @@ def write_report(
             h.append(f'<p class="note">{html.escape(msg)}</p>')
         for f in figs:
             h.append(f"<figure>{_img(f.png)}<figcaption>{html.escape(f.caption)}</figcaption></figure>")
+    h.append(training)
     h.append("<h2>Configuration</h2>")
     cfg_path = study / "config.yaml"
     cfg_text = (
