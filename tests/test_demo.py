@@ -28,7 +28,15 @@ def test_demo_runs_end_to_end_and_reports_honestly(tmp_path: Path) -> None:
     m = pd.read_csv(study / "metrics.csv")
     fused = m[(m["orientation"] == "2.5D") & (m["protocol"] == "paper")].groupby("style")["dice"].mean()
     assert result.best_style == fused.idxmax() and result.best_dice == pytest.approx(fused.max())
-    assert set(m["protocol"]) == {"paper", "full"} and set(m["style"]) == {"unet", "fpn"}
+    assert set(m["protocol"]) == {"paper", "full"} and set(m["style"]) == {"unet", "fpn", "unet+iphbench"}
+    # both recipes for U-Net, their learning curves, and the same budget of slices for each
+    assert "U-Net (iphbench recipe)" in html and "Training and convergence" in html
+    assert (study / "figures" / "learning_curves.png").is_file()
+    slices = {
+        style: pd.read_csv(study / "runs" / style / "2DAxi" / "fold0" / "history.csv")["slices"].iloc[-1]
+        for style in ("unet", "unet+iphbench")
+    }
+    assert slices["unet"] == slices["unet+iphbench"] == 2 * 8
     # two optimisation steps cannot learn: the demo must say it failed, in its notes and the report
     notes = (study / "notes.md").read_text()
     assert "reduced" in notes and "width 4" in notes

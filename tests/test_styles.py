@@ -63,3 +63,16 @@ def test_config_recipe_forms_and_errors() -> None:
 def test_iphbench_recipe_settings_are_checked(key: str, value: object, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         StudyConfig.from_dict({"train": {"iphbench": {key: value}}})
+
+
+def test_recipe_models_restricts_a_recipe_to_some_architectures() -> None:
+    cfg = StudyConfig.from_dict({
+        "models": {"names": ["unet", "fpn"]},
+        "train": {"recipe": ["paper", "iphbench"], "recipe_models": {"iphbench": ["unet"]}},
+    })  # fmt: skip
+    assert grid_styles(cfg) == ["fpn", "unet", "unet+iphbench"]
+    for bad in ({"iphbench": ["transunet"]}, {"nnunet": ["unet"]}, {"iphbench": "unet"}):
+        with pytest.raises(ConfigError, match="recipe_models"):
+            StudyConfig.from_dict({
+                "models": {"names": ["unet", "fpn"]}, "train": {"recipe": ["paper", "iphbench"], "recipe_models": bad},
+            })  # fmt: skip

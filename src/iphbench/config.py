@@ -115,6 +115,8 @@ class TrainConfig:
 
     # "paper" (exactly as published), "iphbench" (our recipe, see `iphbench`), or both: [paper, iphbench]
     recipe: str | list[str] = "paper"
+    # restrict a recipe to some architectures, e.g. {iphbench: [unet]}; a recipe not listed trains every architecture
+    recipe_models: dict[str, list[str]] = field(default_factory=dict)
     epochs: int = 300  # maximum epochs (paper: 300)
     lr: float = 5e-4  # Adam learning rate (paper: 5e-4)
     batch_size: int = 256  # slices per optimisation step
@@ -179,6 +181,16 @@ class StudyConfig:
             raise ConfigError(
                 f"train.recipe must be one of {list(RECIPE_NAMES)} or a list of distinct ones, got {self.train.recipe!r}"
             )
+        for name, archs in self.train.recipe_models.items():
+            if (
+                name not in recipes
+                or not isinstance(archs, list)
+                or any(a not in self.models.names for a in archs)
+            ):
+                raise ConfigError(
+                    f"train.recipe_models maps a recipe of train.recipe ({recipes}) to architectures of models.names "
+                    f"({self.models.names}), got {name!r}: {archs!r}"
+                )
         _check_iphbench_recipe(self.train.iphbench)
         if self.train.checkpoint_every < 1:
             raise ConfigError(f"train.checkpoint_every must be at least 1, got {self.train.checkpoint_every}")

@@ -15,9 +15,17 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from iphbench.config import EvalConfig, FoldsConfig, ModelConfig, PrepConfig, StudyConfig, TrainConfig
+from iphbench.config import (
+    EvalConfig,
+    FoldsConfig,
+    IphbenchRecipe,
+    ModelConfig,
+    PrepConfig,
+    StudyConfig,
+    TrainConfig,
+)
 from iphbench.views import FUSED
 
 if TYPE_CHECKING:
@@ -46,6 +54,11 @@ class DemoSettings:
     seed: int = 0  # seed of the cohort, folds and training
     models: list[str] = field(default_factory=lambda: ["unet", "attention_unet", "fpn", "transunet"])
     transunet_depth: int = 2  # transformer layers of TransUNet in the demo (paper: 12)
+    preset: str = "standard"  # synthetic preset: "standard" or "hard" (docs/synthetic.md)
+    recipes: list[str] = field(default_factory=lambda: ["paper", "iphbench"])  # training recipes
+    iphbench_models: list[str] = field(
+        default_factory=lambda: ["unet"]
+    )  # architectures given the iphbench recipe
 
 
 @dataclass
@@ -72,6 +85,8 @@ def demo_config(root: Path, cohort_csv: Path, s: DemoSettings) -> StudyConfig:
         folds=FoldsConfig(scheme="kfold", k=s.folds, seed=s.seed),
         prep=PrepConfig(patch_size=s.patch_size),
         train=TrainConfig(
+            recipe=list(s.recipes),
+            recipe_models={"iphbench": list(s.iphbench_models)} if "iphbench" in s.recipes else {},
             epochs=s.epochs,
             steps_per_epoch=s.steps_per_epoch,
             lr=s.lr,
@@ -79,9 +94,22 @@ def demo_config(root: Path, cohort_csv: Path, s: DemoSettings) -> StudyConfig:
             early_stopping_patience=0,
             plateau_patience=2,
             seed=s.seed,
+            # the same compute as the paper recipe: as many steps of as many slices
+            iphbench=IphbenchRecipe(
+                lr=s.lr,
+                batch_size=s.batch_size,
+                steps=s.epochs * s.steps_per_epoch,
+                val_every=s.steps_per_epoch,
+                warmup_steps=max(1, s.steps_per_epoch // 2),
+            ),
         ),
         eval=EvalConfig(protocols=["paper", "full"]),
     )
+
+
+def _preset(preset: str) -> dict[str, Any]:
+    """``generate_cohort`` keyword for a preset; the standard cohort needs none."""
+    return {} if preset == "standard" else {"preset": preset}
 
 
 def run_demo(
@@ -108,14 +136,17 @@ def run_demo(
     t0 = time.perf_counter()
     stage(f"1/5 generating a synthetic cohort: {s.subjects} subjects at {s.sites} sites")
     cohort_csv = generate_cohort(
-        root / "cohort", n_subjects=s.subjects, n_sites=s.sites, seed=s.seed, size=s.size
+        root / "cohort", n_subjects=s.subjects, n_sites=s.sites, seed=s.seed, size=s.size, **_preset(s.preset)
     )
     seconds["synthetic cohort"] = time.perf_counter() - t0
 
     cfg = demo_config(root, cohort_csv, s)
     t0 = time.perf_counter()
-    n_runs = len(s.models) * 3 * s.folds
-    stage(f"2/5 preparing and training {n_runs} runs ({len(s.models)} styles × 3 views × {s.folds} folds)")
+    from iphbench.training.grid import grid_styles
+
+    styles = grid_styles(cfg)
+    n_runs = len(styles) * 3 * s.folds
+    stage(f"2/5 preparing and training {n_runs} runs ({len(styles)} styles × 3 views × {s.folds} folds)")
     grid = run_study(cfg, progress=progress)
     if getattr(grid, "failed", None):
         raise RuntimeError(f"{len(grid.failed)} training run(s) failed; see error.txt in their run folders")
@@ -152,6 +183,18 @@ def run_demo(
     return DemoResult(Path(report), best_style, best_dice, seconds)
 
 
+def _recipe_note(s: DemoSettings) -> str:
+    if "iphbench" not in s.recipes:
+        return ""
+    who = ", ".join(s.iphbench_models)
+    return (
+        f"Beside the paper's recipe, {who} is also trained with the iphbench recipe (styles marked "
+        f"'iphbench recipe': balanced batches with lesion-free context, augmentation, AdamW with warm-up and "
+        f"cosine decay, selection on mean per-subject Dice) at the same compute: {s.epochs * s.steps_per_epoch} "
+        f"steps of {s.batch_size} slices, peak learning rate {s.lr:g}. Cohort preset: {s.preset}.\n"
+    )
+
+
 def _write_notes(
     study: Path,
     s: DemoSettings,
@@ -178,6 +221,7 @@ To finish in minutes on a CPU it departs from the paper's settings: VGG16 width 
 (paper: up to 300 full epochs with early stopping), {s.folds}-fold cross-validation
 (paper: 5), TransUNet with {s.transunet_depth} transformer layers (paper: 12). Its numbers describe
 these small models on synthetic data; they are not comparable with the paper's.
+{_recipe_note(s)}
 
 {verdict} 2.5D mean Dice under the paper protocol, per style: {per_style}.
 

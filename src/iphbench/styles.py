@@ -21,7 +21,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 #: The paper's four architectures (registry names, section 3.3).
@@ -103,19 +103,23 @@ def ordered_style_names(names: Iterable[object]) -> list[str]:
     return sorted({str(n) for n in names}, key=style_sort_key)
 
 
-def study_styles(names: Sequence[str], recipes: Sequence[str]) -> list[Style]:
+def study_styles(
+    names: Sequence[str], recipes: Sequence[str], recipe_models: Mapping[str, Sequence[str]] | None = None
+) -> list[Style]:
     """The styles of a study: every architecture in ``names`` once per recipe, nnU-Net styles once.
 
     Args:
         names: ``models.names`` of the study (architectures and nnU-Net configurations).
         recipes: ``train.recipe`` as a list (``paper``, ``iphbench`` or both).
+        recipe_models: ``train.recipe_models``: a recipe listed here trains only these architectures.
     """
+    only = dict(recipe_models or {})
     out: list[Style] = []
     for name in names:
         if name in NNUNET_STYLES:
             out.append(Style(name, "nnunet"))
         else:
-            out.extend(Style(name, r) for r in recipes)
+            out.extend(Style(name, r) for r in recipes if r not in only or name in only[r])
     return sorted(dict.fromkeys(out), key=lambda s: style_sort_key(s.name))
 
 

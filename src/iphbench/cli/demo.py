@@ -24,17 +24,25 @@ def demo_cmd(
     width: int = typer.Option(_DEFAULTS.width, help="VGG16 width (paper: 64)."),
     epochs: int = typer.Option(_DEFAULTS.epochs, help="Epochs per run (paper: up to 300)."),
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed of the cohort, folds and training."),
+    preset: str = typer.Option(_DEFAULTS.preset, help="Synthetic cohort preset: standard or hard."),
+    iphbench_recipe: bool = typer.Option(
+        True,
+        "--iphbench-recipe/--paper-only",
+        help="Also train U-Net with the iphbench recipe (same compute).",
+    ),
 ) -> None:
     """Run the whole method on a synthetic multi-site cohort and write OUT/study/report.html.
 
-    Generates a synthetic cohort, prepares it, trains 4 styles × 3 views × FOLDS folds, evaluates under the
-    paper and full protocols, runs the statistics and writes the report. Reduced settings so that it
+    Generates a synthetic cohort, prepares it, trains the 4 architectures with the paper's recipe and U-Net
+    also with the iphbench recipe, each in 3 views × FOLDS folds, evaluates under the paper and full
+    protocols, runs the statistics and writes the report. Reduced settings so that it
     finishes in minutes on a CPU; the report says which."""
     from iphbench.demo import MIN_DEMO_DICE, run_demo
 
     settings = DemoSettings(
-        subjects=subjects, sites=sites, folds=folds, width=width, epochs=epochs, seed=seed
-    )
+        subjects=subjects, sites=sites, folds=folds, width=width, epochs=epochs, seed=seed, preset=preset,
+        recipes=["paper", "iphbench"] if iphbench_recipe else ["paper"],
+    )  # fmt: skip
     t0 = time.perf_counter()
     result = run_demo(
         out, settings, on_stage=lambda text: console.print(f"[bold cyan]demo[/] {text}"), progress=True

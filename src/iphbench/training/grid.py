@@ -170,7 +170,9 @@ def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.
 
 def grid_styles(config: StudyConfig) -> list[str]:
     """Style names of a study: each architecture once per ``train.recipe`` (iphbench.styles)."""
-    return [s.name for s in study_styles(config.models.names, config.train.recipes)]
+    return [
+        s.name for s in study_styles(config.models.names, config.train.recipes, config.train.recipe_models)
+    ]
 
 
 def plan_runs(
