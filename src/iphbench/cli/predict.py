@@ -9,7 +9,10 @@ import typer
 
 from iphbench.cli._app import app, console, fail
 
-MODEL_HELP = "Style: unet, attention_unet, fpn or transunet. Default: the best 2.5D style in the study's metrics.csv, else fpn."
+STYLE_HELP = (
+    "Style: a folder of finished runs under <study>/runs/ (e.g. fpn, unet+iphbench). Default: the best mean "
+    "2.5D Dice under the full protocol in the study's metrics.csv (paper if full was not scored), else fpn."
+)
 
 
 @app.command("predict")
@@ -19,7 +22,7 @@ def predict_cmd(
     output: Path = typer.Option(
         ..., "--output", "-o", help="Where to write the mask (.nii.gz, .nii, .nrrd, .mha)."
     ),
-    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    style: str | None = typer.Option(None, "--style", "--model", "-m", help=STYLE_HELP),
     views: str = typer.Option(
         "2.5D", "--views", help="2.5D (mean of the three views) or one of 2DAxi, 2DCor, 2DSag."
     ),
@@ -51,7 +54,7 @@ def predict_cmd(
             image = read_volume(scan)
             bar.update(task, advance=1, description="loading models")
             result = predict_scan(
-                image, study, style=model, orientation=views, device=device,
+                image, study, style=style, orientation=views, device=device,
                 on_step=lambda name: bar.update(task, advance=1, description=name),
             )  # fmt: skip
         except (VolumeReadError, FileNotFoundError, ValueError, RuntimeError) as exc:
@@ -71,3 +74,4 @@ def predict_cmd(
         f"({result.style}, {result.orientation}, {result.n_models} model(s)); mask written to [bold]{output}[/] "
         f"in {wall:.1f} s"
     )
+    console.print(f"style {result.style}: {result.style_reason}")
