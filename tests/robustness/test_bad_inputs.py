@@ -289,7 +289,9 @@ def test_missing_intercept_is_named_with_its_cause_by_all_three_verbs(
     code, out = invoke("validate", str(csv))
     assert code == 1 and f"error: [{BAD}] intensities do not look like HU" in out and cause in out
     assert "no_intercept.nii.gz" in out
-    code, out = invoke("prepare", str(csv), "--out", str(tmp_path / "prep"), "--workers", "1", "--no-progress")
+    code, out = invoke(
+        "prepare", str(csv), "--out", str(tmp_path / "prep"), "--workers", "1", "--no-progress"
+    )
     assert code == 1 and f"failed {BAD}:" in out and "no_intercept.nii.gz" in out and cause in out
     scan = str(tmp_path / "no_intercept.nii.gz")
     out_mask = tmp_path / "m.nii.gz"
@@ -308,7 +310,9 @@ def test_skull_stripped_scan_is_a_warning_not_an_error(
     code, out = invoke("validate", str(csv))
     assert code == 0, out
     assert f"warning: [{BAD}] no voxel below" in out and "already skull-stripped" in out
-    code, out = invoke("prepare", str(csv), "--out", str(tmp_path / "prep"), "--workers", "1", "--no-progress")
+    code, out = invoke(
+        "prepare", str(csv), "--out", str(tmp_path / "prep"), "--workers", "1", "--no-progress"
+    )
     assert code == 0 and "6 prepared" in out, out
 
 

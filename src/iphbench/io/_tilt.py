@@ -63,7 +63,9 @@ class TiltGrid:
         )
 
 
-def tilt_grid(shifts_mm: np.ndarray, spacing: tuple[float, float], dz: float, shape: tuple[int, ...]) -> TiltGrid:
+def tilt_grid(
+    shifts_mm: np.ndarray, spacing: tuple[float, float], dz: float, shape: tuple[int, ...]
+) -> TiltGrid:
     """The ``TiltGrid`` of a series whose slice ``k`` starts ``shifts_mm[k]`` (mm along row, col) from slice 0.
 
     Args:
