@@ -103,7 +103,8 @@ def best_style(study_dir: str | Path, styles: list[str] | None = None) -> StyleC
         style = str(means.idxmax())
         note = "" if protocol == "full" else " (no full-protocol rows)"
         return StyleChoice(
-            style, f"best mean 2.5D Dice under the {protocol} protocol in metrics.csv ({means[style]:.3f}){note}"
+            style,
+            f"best mean 2.5D Dice under the {protocol} protocol in metrics.csv ({means[style]:.3f}){note}",
         )
     return None
 
