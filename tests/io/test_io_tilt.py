@@ -85,3 +85,16 @@ def test_straight_series_are_not_resampled(tmp_path: Path) -> None:
     assert "gantry_tilt" not in vol.source.meta
     np.testing.assert_allclose(vol.affine, affine, atol=1e-5)
     np.testing.assert_array_equal(vol.array, hu)
+
+
+def test_validate_lists_the_tilt_as_a_warning(tmp_path: Path) -> None:
+    from iphbench.io import load_cohort, validate_cohort
+
+    affine = tilted_affine((0.0, 0.9))
+    hu, _ = phantom(affine)
+    write_dicom_series(tmp_path / "tilt", hu, affine)
+    (tmp_path / "cohort.csv").write_text("subject,site,age,sex,image,mask\nt1,A,70,F,tilt,\n")
+    report = validate_cohort(load_cohort(tmp_path / "cohort.csv"))
+    assert report.ok  # usable
+    assert [(i.subject, i.severity) for i in report.issues] == [("t1", "warning")]
+    assert "gantry tilt of 16.7 degrees" in report.issues[0].message

@@ -47,6 +47,17 @@ def check_subject_files(
             hu_max=float(vol.array.max()),
         )
         found += [(subject, image, m, sev) for m, sev in _spacing_problems(vol) + _intensity_problems(vol)]
+        tilt = vol.source.meta.get("gantry_tilt")
+        if isinstance(tilt, dict):
+            found.append(
+                (
+                    subject,
+                    image,
+                    f"gantry tilt of {float(tilt['angle_deg']):.1f} degrees: the series is resampled onto a "
+                    "regular grid (shear correction); a mask for it must be on that grid (docs/io.md)",
+                    "warning",
+                )
+            )
     if mask:
         found += _check_mask(subject, mask, vol, labels, info)
     return found, info
