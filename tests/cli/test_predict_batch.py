@@ -189,3 +189,18 @@ def test_single_scan_summary_png_beside_the_mask(
     assert code == 0, text
     assert (tmp_path / "mask.png").stat().st_size > 10_000
     assert "lesion(s)" in text and f"summary image: {tmp_path / 'mask.png'}" in text
+
+
+def test_format_seg_fails_the_nifti_rows_only(
+    tiny_study: Path, inputs: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    code, text = _invoke(
+        str(inputs["a"]), str(inputs["series"]), "--study", str(tiny_study), "--out-dir", str(out),
+        "--format", "seg", "--views", "2DAxi",
+    )  # fmt: skip
+    assert code == 1 and "1 scan(s) failed" in text
+    table = pd.read_csv(out / "predictions.csv", keep_default_na=False).set_index("subject")
+    stem = inputs["a"].name.removesuffix(".nii.gz")
+    assert table.loc[stem, "status"] == "failed" and "use --format nifti" in table.loc[stem, "error"]
+    assert table.loc["series_c", "status"] == "ok" and (out / "series_c.seg.dcm").exists()

@@ -200,7 +200,7 @@ def predict_one(
         The scan's row of ``predictions.csv`` (``COLUMNS``).
     """
     from iphbench.io import read_volume, write_mask_like
-    from iphbench.io.seg import write_dicom_seg
+    from iphbench.io.seg import SegWriteError, write_dicom_seg
 
     if output is None and out_dir is None:
         raise ValueError("predict_one needs an output file or an output folder")
@@ -219,8 +219,14 @@ def predict_one(
         if output is None:
             kind = output_format(fmt, image.source.format)
             output = Path(out_dir or ".") / f"{item.subject}{'.seg.dcm' if kind == 'seg' else '.nii.gz'}"
+        is_seg = output.name.lower().endswith(".dcm")
+        if is_seg and image.source.format != "dicom":  # refuse before spending the prediction
+            raise SegWriteError(
+                f"a DICOM SEG references a DICOM series, but {item.path} is a {image.source.format} file; "
+                "use --format nifti (or auto) for it"
+            )
         result = predictor(image)
-        if output.name.lower().endswith(".dcm"):
+        if is_seg:
             params = {
                 "style": predictor.style,
                 "orientation": predictor.orientation,
