@@ -9,10 +9,16 @@ Measures, per device:
       (``predict_scan`` + ``write_mask_like``), split into preprocess, inference, restore and
       write; the median of ``--repeats`` runs (after one warm-up run on CUDA).
 
+With ``--batch N`` (issue 15) it instead compares, on N clinical-size scans (distinct synthetic
+subjects), N separate ``iphbench predict SCAN -o mask`` commands against one
+``iphbench predict SCAN... --out-dir`` call (models loaded once), checks that both give identical
+masks, and reports seconds per scan.
+
 Usage:
     .venv/bin/python bench/predict.py                  # width 64 (the paper's VGG16), CPU and CUDA if present
     .venv/bin/python bench/predict.py --quick          # width 8, CPU: a smoke run of the whole path
     .venv/bin/python bench/predict.py --devices cuda --repeats 5
+    .venv/bin/python bench/predict.py --batch 10 --width 4 --views 2DAxi --devices cpu   # batch vs separate
 
 Prints Markdown tables. The issue's target for (b) on an H100: under 1 second.
 """
@@ -35,8 +41,11 @@ from typing import Any
 VIEWS = ("2DAxi", "2DCor", "2DSag")
 
 
-def build_study(work: Path, style: str, width: int) -> tuple[Path, Path]:
-    """One clinical-size synthetic scan and a study folder whose runs hold untrained checkpoints."""
+def build_study(work: Path, style: str, width: int, n_scans: int = 1) -> tuple[Path, Path]:
+    """Clinical-size synthetic scans and a study folder whose runs hold untrained checkpoints.
+
+    Returns the first scan (all of them are ``work/cohort/images/*.nii.gz``) and the study.
+    """
     import torch
 
     from iphbench._files import atomic_write_json
@@ -44,8 +53,8 @@ def build_study(work: Path, style: str, width: int) -> tuple[Path, Path]:
     from iphbench.synth import generate_cohort
     from iphbench.training.checkpoint import best_payload, build_model, model_kwargs, save_checkpoint
 
-    csv = generate_cohort(work / "cohort", n_subjects=1, n_sites=1, seed=0, size="clinical")
-    scan = next((work / "cohort" / "images").glob("*.nii.gz"))
+    csv = generate_cohort(work / "cohort", n_subjects=n_scans, n_sites=1, seed=0, size="clinical")
+    scan = sorted((work / "cohort" / "images").glob("*.nii.gz"))[0]
     study = work / "study"
     cfg = StudyConfig.from_dict(
         {
@@ -66,6 +75,79 @@ def build_study(work: Path, style: str, width: int) -> tuple[Path, Path]:
         save_checkpoint(run / "best.pt", best_payload(model, style, width, kwargs, view, 0, 0, 0.0))
         atomic_write_json(run / "done.json", {"model": style, "view": view, "fold": 0, "benchmark": True})
     return scan, study
+
+
+def _run(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:3])} ... failed:\n{done.stdout}\n{done.stderr}")
+    return wall
+
+
+def batch_vs_separate(work: Path, study: Path, style: str, device: str, views: str) -> dict[str, Any]:
+    """N separate ``predict`` commands vs one batch call over the same N scans (same outputs checked)."""
+    import nibabel as nib
+    import numpy as np
+    import pandas as pd
+
+    exe = str(Path(sys.executable).parent / "iphbench")
+    scans = sorted((work / "cohort" / "images").glob("*.nii.gz"))
+    common = ["--study", str(study), "--style", style, "--device", device, "--views", views]
+    sep_dir, batch_dir = work / f"separate_{device}", work / f"batch_{device}"
+    sep_dir.mkdir(exist_ok=True)
+    separate = [_run([exe, "predict", str(scan), "-o", str(sep_dir / scan.name), *common]) for scan in scans]
+    batch = _run([exe, "predict", *map(str, scans), "--out-dir", str(batch_dir), *common])
+    table = pd.read_csv(batch_dir / "predictions.csv")
+    assert (table["status"] == "ok").all(), table
+    for scan in scans:
+        a = np.asarray(nib.load(sep_dir / scan.name).dataobj)
+        b = np.asarray(nib.load(batch_dir / scan.name).dataobj)
+        assert np.array_equal(a, b), f"{scan.name}: batch and separate masks differ"
+    return {
+        "n": len(scans),
+        "separate_total": sum(separate),
+        "separate_per_scan": sum(separate) / len(scans),
+        "batch_total": batch,
+        "batch_per_scan": batch / len(scans),
+        "batch_scan_median": float(table["seconds"].median()),  # read + predict + write, per scan
+        "shape": nib.load(scans[0]).shape,
+    }
+
+
+def batch_main(n: int, width: int, style: str, devices: list[str], views: str, keep: Path | None) -> None:
+    import torch
+
+    work = keep or Path(tempfile.mkdtemp(prefix="iphbench-bench-batch-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        t0 = time.perf_counter()
+        _, study = build_study(work, style, width, n_scans=n)
+        made = time.perf_counter() - t0
+        rows = []
+        for device in devices:
+            name = (
+                torch.cuda.get_device_name(0)
+                if device == "cuda"
+                else f"CPU ({torch.get_num_threads()} threads)"
+            )
+            rows.append((name, batch_vs_separate(work, study, style, device, views)))
+        r0 = rows[0][1]
+        shape = "x".join(map(str, r0["shape"]))
+        print(f"## `iphbench predict`: {r0['n']} scans of {shape} in one call vs {r0['n']} separate calls\n")
+        print(f"{datetime.date.today()}, {platform.platform()}, {os.cpu_count()} cores, torch {torch.__version__}; "
+              f"{style} width {width}, {views}, 1 fold ({3 if views == '2.5D' else 1} model(s)); scans made in {made:.0f} s (not timed below)\n")  # fmt: skip
+        print("| device | separate calls s/scan | one batch call s/scan | speed-up | batch: read+predict+write s/scan (median) | total separate s | total batch s |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, r in rows:
+            print(f"| {name} | {r['separate_per_scan']:.2f} | {r['batch_per_scan']:.2f} | "
+                  f"{r['separate_per_scan'] / r['batch_per_scan']:.2f}x | {r['batch_scan_median']:.2f} | "
+                  f"{r['separate_total']:.1f} | {r['batch_total']:.1f} |")  # fmt: skip
+        print("\nMasks identical between the batch and the separate calls for every scan (checked).")
+    finally:
+        if keep is None:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 def time_command(scan: Path, study: Path, style: str, device: str, out: Path) -> float:
@@ -214,12 +296,21 @@ def main() -> None:
     parser.add_argument(
         "--overhead-only", action="store_true", help="only the stand-in-model pipeline-overhead row"
     )
+    parser.add_argument(
+        "--batch", type=int, default=None, help="N scans: one batch call vs N separate calls (issue 15)"
+    )
+    parser.add_argument("--views", default="2.5D", help="with --batch: 2.5D or one view (default 2.5D)")
     args = parser.parse_args()
 
     import torch
 
     if args.overhead_only:
         overhead_only(None, args.repeats or 5)
+        return
+    if args.batch:
+        devices = (args.devices or "cpu,cuda").split(",")
+        devices = [d for d in devices if d != "cuda" or torch.cuda.is_available()]
+        batch_main(args.batch, args.width or 8, args.style, devices, args.views, args.keep)
         return
 
     width = args.width or (8 if args.quick else 64)

@@ -142,7 +142,7 @@ def test_predict_single_view_and_probability_map(
     assert ((np.asarray(p.dataobj) >= 0.5) == (np.asarray(nib.load(out).dataobj) == 1)).all()
 
 
-def test_predict_default_style_is_best_in_metrics_else_fpn(
+def test_predict_default_style_is_best_under_full_else_fpn(
     tiny_study: Path, scans: dict[str, Path], tmp_path: Path
 ) -> None:
     study = tmp_path / "study"
@@ -150,21 +150,23 @@ def test_predict_default_style_is_best_in_metrics_else_fpn(
     output, code = _predict(study, scans["ras"], tmp_path / "a.nii.gz", "--views", "2DAxi")
     assert code == 0, output
     assert "(fpn, 2DAxi" in _text(output)  # no metrics.csv yet
+    assert "style fpn: no metrics.csv yet" in _text(output)
     rows = [
-        {"subject": "s", "style": style, "orientation": "2.5D", "protocol": "paper", "dice": d}
-        for style, d in (("unet", 0.8), ("fpn", 0.5))
+        {"subject": "s", "style": style, "orientation": "2.5D", "protocol": protocol, "dice": d}
+        for style, protocol, d in (("unet", "full", 0.6), ("fpn", "full", 0.5), ("fpn", "paper", 0.9))
     ]
     pd.DataFrame(rows).to_csv(study / "metrics.csv", index=False)
     output, code = _predict(study, scans["ras"], tmp_path / "b.nii.gz", "--views", "2DAxi")
     assert code == 0, output
-    assert "(unet, 2DAxi" in _text(output)
+    assert "(unet, 2DAxi" in _text(output)  # fpn is better under paper, unet under full
+    assert "style unet: best mean 2.5D Dice under the full protocol in metrics.csv (0.600)" in _text(output)
 
 
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--model", "vgg16"], "unknown model 'vgg16'"),
-        (["--model", "transunet"], "no finished transunet"),
+        (["--model", "vgg16"], "style 'vgg16' has no finished run"),
+        (["--style", "transunet"], "choose --style among the trained styles: fpn, unet"),
         (["--views", "3D"], "unknown orientation '3D'"),
         (["--views", "2dcor"], "unknown orientation"),
     ],

@@ -18,7 +18,7 @@ import torch
 
 from iphbench.config import StudyConfig
 from iphbench.evaluation.evaluate import METRIC_COLUMNS, EvaluationError, evaluate_study, run_dir
-from iphbench.inference.scan import best_style, default_style
+from iphbench.inference.scan import best_style, choose_style, default_style, trained_styles
 from iphbench.io import read_mask
 from iphbench.preprocessing import restore
 from iphbench.preprocessing.store import PatchStore
@@ -320,29 +320,58 @@ def test_not_a_study_folder(tmp_path: Path) -> None:
 
 
 # -- best_style ---------------------------------------------------------------------------------------
-def test_best_style_is_the_highest_mean_paper_dice_in_2_5d(tmp_path: Path) -> None:
-    rows = []
+def _write_metrics(path: Path, dice: dict[tuple[str, str, str], list[float]]) -> None:
+    rows = [
+        {"subject": f"s{i}", "style": style, "orientation": orientation, "protocol": protocol, "dice": d}
+        for (style, orientation, protocol), values in dice.items()
+        for i, d in enumerate(values)
+    ]
+    pd.DataFrame(rows).to_csv(path / "metrics.csv", index=False)
+
+
+def test_best_style_is_the_highest_mean_full_dice_in_2_5d(tmp_path: Path) -> None:
+    """The full protocol chooses (a new scan is predicted everywhere in the brain, as full scores it)."""
     dice = {  # (style, orientation, protocol) -> per-subject Dice
-        ("unet", FUSED, "paper"): [0.80, 0.70],  # mean 0.75
-        ("fpn", FUSED, "paper"): [0.90, 0.64],  # mean 0.77: the best
-        ("transunet", FUSED, "paper"): [0.99, 0.10],  # best single subject, low mean
-        ("unet", "2DCor", "paper"): [0.99, 0.99],  # a single view does not count
-        ("attention_unet", FUSED, "full"): [0.99, 0.99],  # nor does the full protocol
+        ("unet", FUSED, "full"): [0.80, 0.70, 1.0],  # mean 0.833: the best under full
+        ("fpn", FUSED, "full"): [0.90, 0.64, 0.0],  # a false alarm on the hemorrhage-free subject
+        ("transunet", FUSED, "full"): [0.99, 0.10, 1.0],  # best single subject, lower mean
+        ("fpn", FUSED, "paper"): [0.90, 0.64],  # the best under paper: not what chooses
+        ("unet", FUSED, "paper"): [0.80, 0.70],
+        ("unet+iphbench", "2DCor", "full"): [0.99, 0.99, 1.0],  # a single view does not count
     }
-    for (style, orientation, protocol), values in dice.items():
-        for i, d in enumerate(values):
-            rows.append(
-                {
-                    "subject": f"s{i}",
-                    "style": style,
-                    "orientation": orientation,
-                    "protocol": protocol,
-                    "dice": d,
-                }
-            )
-    pd.DataFrame(rows).to_csv(tmp_path / "metrics.csv", index=False)
-    assert best_style(tmp_path) == "fpn"
+    _write_metrics(tmp_path, dice)
+    choice = best_style(tmp_path)
+    assert choice is not None and choice.style == "unet"
+    assert "full protocol" in choice.reason and "0.833" in choice.reason
+    # only trained styles compete
+    choice = best_style(tmp_path, styles=["fpn", "transunet"])
+    assert choice is not None and choice.style == "transunet"
     assert best_style(tmp_path / "nowhere") is None
+
+
+def test_best_style_falls_back_to_paper_and_says_so(tmp_path: Path) -> None:
+    _write_metrics(tmp_path, {("unet", FUSED, "paper"): [0.80, 0.70], ("fpn", FUSED, "paper"): [0.90, 0.64]})
+    choice = best_style(tmp_path)
+    assert choice is not None and choice.style == "fpn"
+    assert "paper protocol" in choice.reason and "no full-protocol rows" in choice.reason
+    (tmp_path / "metrics.csv").write_text("")  # unreadable: no choice, no traceback
+    assert best_style(tmp_path) is None
+
+
+def test_choose_style_validates_against_finished_runs_not_architecture_names(
+    tiny_study: Path, tmp_path: Path
+) -> None:
+    """A style is a folder of finished runs (``unet+iphbench`` is not an architecture name)."""
+    study = tmp_path / "study"
+    shutil.copytree(tiny_study, study, ignore=shutil.ignore_patterns("predictions", "eval", "prep"))
+    shutil.copytree(study / "runs" / "unet", study / "runs" / "unet+iphbench")
+    assert trained_styles(study) == ["fpn", "unet", "unet+iphbench"]
+    assert choose_style(study, "unet+iphbench").style == "unet+iphbench"
+    with pytest.raises(ValueError, match=r"style 'transunet' has no finished run.*fpn, unet, unet\+iphbench"):
+        choose_style(study, "transunet")
+    assert not (study / "metrics.csv").exists()
+    assert choose_style(study).style == "fpn"
+    assert "no metrics.csv" in choose_style(study).reason
 
 
 def test_summary_names_each_protocol(evaluated: tuple[Path, list[str]]) -> None:

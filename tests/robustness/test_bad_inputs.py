@@ -176,6 +176,17 @@ def spacing_zero(d: Path, ct: Ct, rows: pd.DataFrame) -> dict[str, str]:
     }
 
 
+def missing_intercept(d: Path, ct: Ct, rows: pd.DataFrame) -> dict[str, str]:
+    """Stored values without the rescale intercept: unsigned, air at 0, brain near 1,060.
+
+    The densest bone is kept below 3000 (1,776 HU), as in many real heads, so the older
+    "min >= 0 and max > 3000" rule alone does not catch it (it was only a warning).
+    """
+    raw = np.clip(np.rint(ct[0] + 1024.0), 0, 2800).astype(np.uint16)
+    assert raw.max() < 3000
+    return {"image": write_nifti(d / "no_intercept.nii.gz", raw, ct[2])}
+
+
 BAD_FILES: dict[str, tuple[Maker, str]] = {  # case: (maker, a fragment the message must hold)
     "truncated .nii.gz": (truncated_gz, "truncated.nii.gz"),
     "corrupt .nii.gz": (corrupt_gz, "corrupt.nii.gz"),
@@ -197,6 +208,7 @@ BAD_FILES: dict[str, tuple[Maker, str]] = {  # case: (maker, a fragment the mess
     "spacing 344 mm": (spacing_huge, "huge_voxels.nii.gz"),
     "spacing 0.0003 mm": (spacing_tiny, "tiny_voxels.nii.gz"),
     "spacing 0 (no orientation)": (spacing_zero, "zero_voxels.nii"),
+    "missing rescale intercept": (missing_intercept, "no_intercept.nii.gz"),
 }
 
 
@@ -247,17 +259,61 @@ def test_study_run_refuses_a_cohort_with_an_unprepared_subject(
 
 @pytest.mark.parametrize(
     "bad_cohort",
-    ["spacing 344 mm", "truncated .nii.gz", "DICOM folder, two series", "4D image", "NaN voxel"],
+    [
+        "spacing 344 mm",
+        "truncated .nii.gz",
+        "DICOM folder, two series",
+        "4D image",
+        "NaN voxel",
+        "missing rescale intercept",
+    ],
     indirect=True,
 )
 def test_predict_refuses_bad_scans(bad_cohort: tuple[Path, str], trained_study: Path, tmp_path: Path) -> None:
     csv, fragment = bad_cohort
     scan = pd.read_csv(csv).set_index("subject").loc[BAD, "image"]
-    code, out = invoke(
-        "predict", scan, "--study", str(trained_study), "-o", str(tmp_path / "m.nii.gz"), "--device", "cpu"
-    )
-    assert code == 1 and fragment in out
+    out_mask = str(tmp_path / "m.nii.gz")
+    # 2DAxi: the only view the study trained, so a failure is about the scan, not the models
+    code, out = invoke("predict", scan, "--study", str(trained_study), "-o", out_mask, "--views", "2DAxi")
+    assert code == 1 and fragment in out and "no finished" not in out, out
     assert not (tmp_path / "m.nii.gz").exists()
+
+
+def test_missing_intercept_is_named_with_its_cause_by_all_three_verbs(
+    tmp_path: Path, ct: Ct, base_rows: pd.DataFrame, make_cohort, trained_study: Path
+) -> None:
+    """The missing-intercept scan is an error naming subject, file and likely cause in validate,
+    prepare and predict; before, validate gave only a warning and prepare/predict ran on it."""
+    csv = make_cohort(**missing_intercept(tmp_path, ct, base_rows))
+    cause = "rescale intercept (about -1024) was probably not applied"
+    code, out = invoke("validate", str(csv))
+    assert code == 1 and f"error: [{BAD}] intensities do not look like HU" in out and cause in out
+    assert "no_intercept.nii.gz" in out
+    code, out = invoke(
+        "prepare", str(csv), "--out", str(tmp_path / "prep"), "--workers", "1", "--no-progress"
+    )
+    assert code == 1 and f"failed {BAD}:" in out and "no_intercept.nii.gz" in out and cause in out
+    scan = str(tmp_path / "no_intercept.nii.gz")
+    out_mask = tmp_path / "m.nii.gz"
+    args = ["--study", str(trained_study), "-o", str(out_mask), "--views", "2DAxi", "--device", "cpu"]
+    code, out = invoke("predict", scan, *args)
+    assert code == 1 and "no_intercept.nii.gz" in out and cause in out and not out_mask.exists()
+
+
+def test_skull_stripped_scan_is_a_warning_not_an_error(
+    tmp_path: Path, ct: Ct, base_rows: pd.DataFrame, make_cohort
+) -> None:
+    """No air but brain-range values (an already skull-stripped scan, background 0): usable, warned."""
+    stripped = ct[0].copy()
+    stripped[(stripped < -100) | (stripped > 100)] = 0.0  # air and bone removed
+    csv = make_cohort(image=write_nifti(tmp_path / "stripped.nii.gz", stripped, ct[2]))
+    code, out = invoke("validate", str(csv))
+    assert code == 0, out
+    assert f"warning: [{BAD}] no voxel below" in out and "already skull-stripped" in out
+    code, out = invoke(
+        "prepare", str(csv), "--out", str(tmp_path / "prep"), "--workers", "1", "--no-progress"
+    )
+    assert code == 0 and "6 prepared" in out, out
 
 
 # --- cohort-level cases -----------------------------------------------------------------------------

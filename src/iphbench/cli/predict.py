@@ -1,73 +1,230 @@
-"""``iphbench predict SCAN --study STUDY -o mask.nii.gz``: segment a new scan and report its volume."""
+"""``iphbench predict``: segment new scans with a trained study and report their hemorrhage volume.
+
+One scan: ``iphbench predict SCAN --study STUDY -o mask.nii.gz`` (``-o seg.dcm`` writes a DICOM SEG
+for a DICOM series). Many: ``iphbench predict A B FOLDER [--manifest cohort.csv] --study STUDY
+--out-dir out`` writes one mask per subject and ``out/predictions.csv`` (docs/predict.md).
+
+Exit status: 0 when every scan succeeded, 1 when any failed (each named) or the study cannot be
+used, 2 for bad arguments (found before any scan is predicted).
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from iphbench.cli._app import app, console, fail
 
-MODEL_HELP = "Style: unet, attention_unet, fpn or transunet. Default: the best 2.5D style in the study's metrics.csv, else fpn."
+STYLE_HELP = (
+    "Style: a folder of finished runs under <study>/runs/ (e.g. fpn, unet+iphbench). Default: the best mean "
+    "2.5D Dice under the full protocol in the study's metrics.csv (paper if full was not scored), else fpn."
+)
+MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
 
 
 @app.command("predict")
 def predict_cmd(
-    scan: Path = typer.Argument(..., help="Scan to segment: NIfTI, NRRD, MHA or a DICOM series folder."),
-    study: Path = typer.Option(..., "--study", "-s", help="A trained study folder."),
-    output: Path = typer.Option(
-        ..., "--output", "-o", help="Where to write the mask (.nii.gz, .nii, .nrrd, .mha)."
+    scans: list[Path] | None = typer.Argument(
+        None,
+        help="Scans: NIfTI, NRRD or MHA files, DICOM series folders, or folders holding them (searched recursively).",
     ),
-    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    study: Path = typer.Option(..., "--study", "-s", help="A trained study folder."),
+    output: Path | None = typer.Option(
+        None,
+        "--output",
+        "-o",
+        help="One scan: the mask file (.nii.gz, .nii, .nrrd, .mha; .dcm = DICOM SEG, for a DICOM series).",
+    ),
+    out_dir: Path | None = typer.Option(
+        None, "--out-dir", help="Many scans: a folder for one mask per subject and predictions.csv."
+    ),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="A cohort manifest: predict its image column, named by its subject column."
+    ),
+    fmt: str = typer.Option(
+        "auto",
+        "--format",
+        help="With --out-dir: auto (DICOM SEG for DICOM series, else NIfTI), nifti or seg.",
+    ),
+    summary_png: bool = typer.Option(
+        False, "--summary-png", help="Also write a review PNG beside each mask (largest slice + overview)."
+    ),
+    style: str | None = typer.Option(None, "--style", "--model", "-m", help=STYLE_HELP),
     views: str = typer.Option(
         "2.5D", "--views", help="2.5D (mean of the three views) or one of 2DAxi, 2DCor, 2DSag."
     ),
     device: str = typer.Option("auto", help="auto, cpu or cuda[:N]."),
     probability: Path | None = typer.Option(
-        None, help="Also write the probability map here (NIfTI, float32)."
+        None, help="One scan: also write the probability map here (NIfTI, float32)."
     ),
 ) -> None:
-    """Segment a new scan with a trained study; print its hemorrhage volume in mL.
+    """Segment scans with a trained study; print the hemorrhage volume in mL.
 
     Brain extraction, windowing, every brain patch through the chosen style's fold models, fusion;
-    the mask is written in the scan's own grid."""
-    import numpy as np
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    each mask is written in its scan's own grid (or as a DICOM SEG referencing the series)."""
+    from iphbench.inference.batch import FORMATS
 
-    from iphbench.inference.scan import predict_scan
-    from iphbench.io import VolumeReadError, read_volume, write_mask_like
-
+    scans = list(scans or [])
+    if fmt not in FORMATS:
+        raise fail(f"--format {fmt!r}: choose {', '.join(FORMATS)}", code=2)
+    if output is None and out_dir is None:
+        raise fail("say where to write: -o FILE for one scan, or --out-dir FOLDER for several", code=2)
+    if output is not None and out_dir is not None:
+        raise fail("give -o (one scan) or --out-dir (several scans), not both", code=2)
     if not (study / "config.yaml").exists():
         raise fail(f"{study} is not a study folder (config.yaml is missing)")
-    if not output.name.lower().endswith((".nii.gz", ".nii", ".nrrd", ".mha")):
-        raise fail(f"--output {output}: unsupported suffix; use .nii.gz, .nii, .nrrd or .mha", code=2)
+    if output is not None:
+        _check_single(scans, manifest, output, fmt)
+        _predict_single(scans[0], study, output, style, views, device, probability, summary_png)
+    else:
+        if probability is not None:
+            raise fail("--probability works with -o (one scan); with --out-dir it is not written", code=2)
+        assert out_dir is not None
+        _predict_batch(scans, manifest, study, out_dir, fmt, style, views, device, summary_png)
+
+
+def _check_single(scans: list[Path], manifest: Path | None, output: Path, fmt: str) -> None:
+    if manifest is not None or len(scans) != 1:
+        raise fail(
+            f"-o writes one mask, but {len(scans)} scan(s){' and a manifest' if manifest else ''} were given; "
+            "use --out-dir FOLDER for several scans",
+            code=2,
+        )
+    name = output.name.lower()
+    if not name.endswith(MASK_SUFFIXES):
+        raise fail(
+            f"--output {output}: unsupported suffix; use .nii.gz, .nii, .nrrd or .mha (or .dcm for a DICOM SEG)",
+            code=2,
+        )
+    is_seg = name.endswith(".dcm")
+    if fmt != "auto" and (fmt == "seg") != is_seg:
+        raise fail(f"--format {fmt} does not match --output {output}; the suffix decides with -o", code=2)
+    if is_seg and not scans[0].is_dir():
+        raise fail(
+            f"--output {output}: a DICOM SEG references a DICOM series, but {scans[0]} is not a DICOM folder; "
+            "write .nii.gz instead",
+            code=2,
+        )
+
+
+def _load(study: Path, style: str | None, views: str, device: str) -> Any:
+    """The study's chosen style, loaded once; bad style/views exit 2, an unusable study 1."""
+    from iphbench.inference.scan import ScanPredictor
+
+    try:
+        return ScanPredictor(study, style=style, orientation=views, device=device)
+    except ValueError as exc:  # an unknown orientation, a style without finished runs
+        raise fail(str(exc), code=2) from None
+    except (FileNotFoundError, RuntimeError, OSError) as exc:  # no finished run, damaged checkpoint
+        raise fail(str(exc)) from None
+
+
+def _predict_single(
+    scan: Path,
+    study: Path,
+    output: Path,
+    style: str | None,
+    views: str,
+    device: str,
+    probability: Path | None,
+    summary_png: bool,
+) -> None:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from iphbench.inference.batch import ScanInput, predict_one, summary_path
+
     t_start = time.perf_counter()
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
     ) as bar:
-        task = bar.add_task(f"reading {scan.name}", total=5)
-        try:
-            image = read_volume(scan)
-            bar.update(task, advance=1, description="loading models")
-            result = predict_scan(
-                image, study, style=model, orientation=views, device=device,
-                on_step=lambda name: bar.update(task, advance=1, description=name),
-            )  # fmt: skip
-        except (VolumeReadError, FileNotFoundError, ValueError, RuntimeError) as exc:
-            raise fail(f"{scan}: {exc}") from None
-        try:
-            write_mask_like(result.mask, image, output)
-            if probability is not None:
-                from iphbench.io.volume import write_nifti_like
+        bar.add_task("loading models", total=None)
+        predictor = _load(study, style, views, device)
+        bar.update(bar.task_ids[0], description=f"predicting {scan.name}")
+        row = predict_one(
+            ScanInput(scan.name, scan),
+            predictor,
+            output,
+            summary_png=summary_png,
+            probability=probability,
+        )
+    if row["status"] != "ok":
+        raise fail(str(row["error"]))
+    wall = time.perf_counter() - t_start
+    kind = "DICOM SEG" if output.name.lower().endswith(".dcm") else "mask"
+    console.print(
+        f"[bold]{row['volume_ml']:.2f} mL[/] of hemorrhage predicted in {scan}, {row['n_lesions']} lesion(s) "
+        f"({predictor.style}, {predictor.orientation}, {predictor.n_models} model(s)); {kind} written to "
+        f"[bold]{output}[/] in {wall:.1f} s"
+    )
+    if summary_png:
+        console.print(f"summary image: {summary_path(output)}")
+    console.print(f"style {predictor.style}: {predictor.choice.reason}")
 
-                write_nifti_like(result.probability, image, probability, dtype=np.float32)
-        except (OSError, ValueError) as exc:  # disk full, read-only folder, unsupported suffix
-            raise fail(f"cannot write the result of {scan}: {exc}") from None
-        bar.update(task, advance=1, description="written")
+
+def _predict_batch(
+    scans: list[Path],
+    manifest: Path | None,
+    study: Path,
+    out_dir: Path,
+    fmt: str,
+    style: str | None,
+    views: str,
+    device: str,
+    summary_png: bool,
+) -> None:
+    from rich.markup import escape
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from iphbench.inference.batch import TABLE, BatchInputError, find_inputs, predict_many
+
+    try:
+        items = find_inputs(scans, manifest, exclude=out_dir.resolve())
+    except BatchInputError as exc:
+        raise fail(str(exc), code=2) from None
+    t_start = time.perf_counter()
+    predictor = _load(study, style, views, device)
+    console.print(
+        f"{len(items)} scan(s); style {predictor.style} ({predictor.choice.reason}), {predictor.orientation}, "
+        f"{predictor.n_models} model(s) loaded once in {predictor.load_seconds:.1f} s"
+    )
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task("predicting", total=len(items))
+        try:
+            table = predict_many(
+                items,
+                predictor,
+                out_dir,
+                fmt=fmt,
+                summary_png=summary_png,
+                on_scan=lambda item: bar.update(task, description=f"predicting {escape(item.subject)}"),
+                on_done=lambda row: bar.advance(task),
+            )
+        except OSError as exc:  # predictions.csv cannot be written (disk full, read-only folder)
+            raise fail(str(exc)) from None
+    failed = table[table["status"] != "ok"]
     wall = time.perf_counter() - t_start
     console.print(
-        f"[bold]{result.volume_ml:.2f} mL[/] of hemorrhage predicted in {scan} "
-        f"({result.style}, {result.orientation}, {result.n_models} model(s)); mask written to [bold]{output}[/] "
-        f"in {wall:.1f} s"
+        f"{len(table) - len(failed)} of {len(table)} scan(s) predicted in {wall:.1f} s "
+        f"({wall / max(len(table), 1):.1f} s per scan); table written to [bold]{out_dir / TABLE}[/]"
     )
+    for row in failed.itertuples(index=False):
+        console.print(f"[red]failed[/] {escape(str(row.subject))}: {escape(str(row.error))}", soft_wrap=True)
+    if len(failed):
+        raise fail(f"{len(failed)} scan(s) failed: {', '.join(map(str, failed['subject']))}")

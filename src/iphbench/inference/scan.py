@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from iphbench.config import MODEL_NAMES, StudyConfig
+from iphbench.config import StudyConfig
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
@@ -36,23 +36,110 @@ class ScanPrediction:
     orientation: str
     n_models: int
     seconds: dict[str, float] = field(default_factory=dict)  # time per stage
+    style_reason: str = ""  # how the style was chosen (printed by ``iphbench predict``)
+
+    @property
+    def n_lesions(self) -> int:
+        """Connected components of the mask (26-connectivity)."""
+        return count_lesions(self.mask)
 
 
-def best_style(study_dir: Path) -> str | None:
-    """The style with the highest 2.5D mean Dice under the paper protocol in metrics.csv, if any."""
+@dataclass(frozen=True)
+class StyleChoice:
+    """The style ``predict`` uses and why."""
+
+    style: str  # a folder under ``<study>/runs/``
+    reason: str  # e.g. "best mean 2.5D Dice under the full protocol in metrics.csv (0.712)"
+
+
+#: Protocols that choose the default style, in order: ``full`` first, because a new scan has no
+#: reference mask and is predicted everywhere in the brain, as ``full`` scores (``paper`` predicts only
+#: patches chosen from the reference mask; docs/evaluation.md).
+CHOOSING_PROTOCOLS: tuple[str, ...] = ("full", "paper")
+
+
+def count_lesions(mask: np.ndarray) -> int:
+    """Number of connected components of a binary mask, 26-connectivity (face, edge or corner)."""
+    from scipy import ndimage
+
+    _, n = ndimage.label(np.asarray(mask) > 0, structure=np.ones((3, 3, 3), dtype=bool))
+    return int(n)
+
+
+def trained_styles(study_dir: str | Path) -> list[str]:
+    """Styles with at least one finished run: ``runs/<style>/<view>/fold*/done.json`` (sorted)."""
+    runs = Path(study_dir) / "runs"
+    if not runs.is_dir():
+        return []
+    return sorted(p.name for p in runs.iterdir() if p.is_dir() and any(p.glob("*/fold*/done.json")))
+
+
+def best_style(study_dir: str | Path, styles: list[str] | None = None) -> StyleChoice | None:
+    """The style with the highest mean 2.5D Dice in ``metrics.csv``, under ``full`` if scored, else ``paper``.
+
+    Args:
+        study_dir: the study folder.
+        styles: only these styles compete (the trained ones); ``None``: every style in metrics.csv.
+
+    Returns:
+        The choice with the protocol and mean Dice that made it, or ``None`` without usable metrics.
+    """
     path = Path(study_dir) / "metrics.csv"
     if not path.exists():
         return None
-    m = pd.read_csv(path)
-    sel = m[(m["orientation"] == FUSED) & (m["protocol"] == "paper")]
-    if sel.empty:
+    try:
+        m = pd.read_csv(path, usecols=["style", "orientation", "protocol", "dice"])
+    except (ValueError, pd.errors.EmptyDataError, pd.errors.ParserError):
+        log.warning("%s is not a readable metrics table; the default style is not chosen from it", path)
         return None
-    return str(sel.groupby("style")["dice"].mean().idxmax())
+    m = m[(m["orientation"] == FUSED) & m["dice"].notna()]
+    if styles is not None:
+        m = m[m["style"].astype(str).isin(styles)]
+    for protocol in CHOOSING_PROTOCOLS:
+        sel = m[m["protocol"] == protocol]
+        if sel.empty:
+            continue
+        means = sel.groupby(sel["style"].astype(str))["dice"].mean()
+        style = str(means.idxmax())
+        note = "" if protocol == "full" else " (no full-protocol rows)"
+        return StyleChoice(
+            style,
+            f"best mean 2.5D Dice under the {protocol} protocol in metrics.csv ({means[style]:.3f}){note}",
+        )
+    return None
 
 
-def default_style(study_dir: Path, cfg: StudyConfig) -> str:
+def choose_style(study_dir: str | Path, style: str | None = None) -> StyleChoice:
+    """The style to predict with: ``style`` if it has finished runs, else the best or default one.
+
+    Without ``style``: :func:`best_style` among the trained styles; without metrics, ``fpn`` (the
+    paper's best) when trained, else the first trained style.
+
+    Raises:
+        FileNotFoundError: the study has no finished run.
+        ValueError: ``style`` has no finished run (the message lists the styles that have).
+    """
+    trained = trained_styles(study_dir)
+    if not trained:
+        raise FileNotFoundError(f"{study_dir} holds no finished training run; run 'iphbench study run' first")
+    if style is not None:
+        if style not in trained:
+            raise ValueError(
+                f"style {style!r} has no finished run in {Path(study_dir) / 'runs'}; "
+                f"choose --style among the trained styles: {', '.join(trained)}"
+            )
+        return StyleChoice(style, "chosen with --style")
+    best = best_style(study_dir, trained)
+    if best is not None:
+        return best
+    if "fpn" in trained:
+        return StyleChoice("fpn", "no metrics.csv yet: fpn, the paper's best style")
+    return StyleChoice(trained[0], "no metrics.csv yet and fpn not trained: the first trained style")
+
+
+def default_style(study_dir: Path, cfg: StudyConfig | None = None) -> str:
     """Without metrics: fpn (the paper's best) if it was trained, else the first trained style."""
-    trained = [m for m in cfg.models.names if any((Path(study_dir) / "runs" / m).glob("*/fold*/done.json"))]
+    trained = trained_styles(study_dir)
     if not trained:
         raise FileNotFoundError(f"{study_dir} holds no finished training run; run 'iphbench study run' first")
     return "fpn" if "fpn" in trained else trained[0]
@@ -70,7 +157,7 @@ def load_style_models(
         if not runs:
             raise FileNotFoundError(
                 f"no finished {style} {view} model in {study_dir}/runs/{style}/{view}; "
-                f"train it with 'iphbench study run' or choose another --model"
+                f"train it with 'iphbench study run' or choose another --style or --views"
             )
         out[view] = [load_model(r, device) for r in runs]
     return out
@@ -85,6 +172,101 @@ def parse_orientation(text: str) -> tuple[str, list[str]]:
     raise ValueError(f"unknown orientation {text!r}; choose 2.5D or one of {', '.join(VIEWS)}")
 
 
+class ScanPredictor:
+    """A trained study's chosen style, loaded once, that segments any number of scans.
+
+    Example:
+        >>> predictor = ScanPredictor("study", orientation="2.5D", device="cpu")  # doctest: +SKIP
+        >>> [predictor(read_volume(p)).volume_ml for p in scans]  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        study_dir: str | Path,
+        style: str | None = None,
+        orientation: str = FUSED,
+        device: str = "auto",
+        models: dict[str, list[object]] | None = None,
+    ) -> None:
+        """Choose the style (:func:`choose_style`), check the orientation and load the models.
+
+        Raises:
+            FileNotFoundError: no finished run, or none for a requested view.
+            ValueError: an unknown orientation or a style without finished runs.
+        """
+        from iphbench.inference import resolve_device
+
+        self.study_dir = Path(study_dir)
+        self.cfg = StudyConfig.load(self.study_dir / "config.yaml")
+        self.orientation, self.views = parse_orientation(orientation)
+        self.choice = (
+            StyleChoice(style, "chosen by the caller")
+            if models is not None and style is not None
+            else choose_style(self.study_dir, style)
+        )
+        self.device = resolve_device(device)
+        t0 = time.perf_counter()
+        self.models = models or load_style_models(self.study_dir, self.choice.style, self.views, self.device)
+        self.load_seconds = time.perf_counter() - t0
+
+    @property
+    def style(self) -> str:
+        return self.choice.style
+
+    @property
+    def n_models(self) -> int:
+        return sum(len(v) for v in self.models.values())
+
+    def __call__(self, image: object, on_step: Callable[[str], None] | None = None) -> ScanPrediction:
+        """Segment one loaded scan (an :class:`iphbench.io.Volume` in HU); see :func:`predict_scan`."""
+        from iphbench.inference import fuse_views, predict_patches, threshold
+        from iphbench.preprocessing import prepare_volume, restore
+        from iphbench.preprocessing.patching import extract_patches, scatter_patches, select_patches
+
+        cfg, dev, views, orientation = self.cfg, self.device, self.views, self.orientation
+        seconds: dict[str, float] = {"load_models": self.load_seconds}
+        step = on_step or (lambda _name: None)
+        step("models loaded")
+
+        t0 = time.perf_counter()
+        prepared = prepare_volume(image, cfg.prep)  # type: ignore[arg-type]
+        size = cfg.prep.patch_size
+        origins = select_patches(prepared.mask, prepared.brain, size, "brain")
+        seconds["preprocess"] = time.perf_counter() - t0
+        step("preprocessed")
+
+        t0 = time.perf_counter()
+        patches = extract_patches(prepared.image, origins, size)
+        by_view = {
+            v: predict_patches(self.models[v], patches, v, dev, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
+            for v in views
+        }
+        # fuse and zero outside the brain on the patches, then place them once: one pass over
+        # the padded volume instead of one per view plus two for fusion and masking
+        prob_patches = fuse_views(by_view, views) if orientation == FUSED else by_view[orientation]
+        prob_patches *= extract_patches(prepared.brain, origins, size)
+        prob = scatter_patches(prob_patches, origins, prepared.image.shape, dtype=np.float32)
+        seconds["inference"] = time.perf_counter() - t0
+        step("predicted")
+
+        t0 = time.perf_counter()
+        mask = threshold(prob, cfg.eval.threshold)
+        mask_c = restore(mask, prepared.meta, order=0).astype(np.uint8)
+        prob_c = restore(prob, prepared.meta, order=1).astype(np.float32)
+        voxel_ml = float(np.prod(image.spacing)) / 1000.0  # type: ignore[attr-defined]
+        seconds["restore"] = time.perf_counter() - t0
+        return ScanPrediction(
+            mask_c,
+            prob_c,
+            float(mask_c.sum()) * voxel_ml,
+            self.style,
+            orientation,
+            self.n_models,
+            seconds,
+            self.choice.reason,
+        )
+
+
 def predict_scan(
     image: object,
     study_dir: str | Path,
@@ -96,10 +278,12 @@ def predict_scan(
 ) -> ScanPrediction:
     """Segment one loaded scan (a :class:`iphbench.io.Volume` in HU) with a trained study.
 
+    For many scans, build one :class:`ScanPredictor` (models loaded once) and call it per scan.
+
     Args:
         image: the scan, as returned by ``iphbench.io.read_volume``.
         study_dir: a trained study folder.
-        style: architecture name; default the best style in metrics.csv, else ``fpn``.
+        style: a style with finished runs (``runs/<style>/``); default :func:`choose_style`.
         orientation: ``2.5D`` or one view.
         device: ``auto``, ``cpu`` or ``cuda``.
         models: preloaded models (view → list) to skip loading; used by the benchmark.
@@ -108,54 +292,5 @@ def predict_scan(
     Returns:
         A :class:`ScanPrediction` in the scan's canonical grid.
     """
-    from iphbench.inference import fuse_views, predict_patches, resolve_device, threshold
-    from iphbench.preprocessing import prepare_volume, restore
-    from iphbench.preprocessing.patching import extract_patches, scatter_patches, select_patches
-
-    study_dir = Path(study_dir)
-    cfg = StudyConfig.load(study_dir / "config.yaml")
-    style = style or best_style(study_dir) or default_style(study_dir, cfg)
-    if style not in MODEL_NAMES:
-        raise ValueError(f"unknown model {style!r}; valid models are {', '.join(MODEL_NAMES)}")
-    orientation, views = parse_orientation(orientation)
-    dev = resolve_device(device)
-    seconds: dict[str, float] = {}
-    step = on_step or (lambda _name: None)
-
-    t0 = time.perf_counter()
-    if models is None:
-        models = load_style_models(study_dir, style, views, dev)
-    seconds["load_models"] = time.perf_counter() - t0
-    step("models loaded")
-
-    t0 = time.perf_counter()
-    prepared = prepare_volume(image, cfg.prep)  # type: ignore[arg-type]
-    size = cfg.prep.patch_size
-    origins = select_patches(prepared.mask, prepared.brain, size, "brain")
-    seconds["preprocess"] = time.perf_counter() - t0
-    step("preprocessed")
-
-    t0 = time.perf_counter()
-    patches = extract_patches(prepared.image, origins, size)
-    by_view = {
-        v: predict_patches(models[v], patches, v, dev, batch_size=cfg.eval.batch_size)  # type: ignore[arg-type]
-        for v in views
-    }
-    # fuse and zero outside the brain on the patches, then place them once: one pass over
-    # the padded volume instead of one per view plus two for fusion and masking
-    prob_patches = fuse_views(by_view, views) if orientation == FUSED else by_view[orientation]
-    prob_patches *= extract_patches(prepared.brain, origins, size)
-    prob = scatter_patches(prob_patches, origins, prepared.image.shape, dtype=np.float32)
-    seconds["inference"] = time.perf_counter() - t0
-    step("predicted")
-
-    t0 = time.perf_counter()
-    mask = threshold(prob, cfg.eval.threshold)
-    mask_c = restore(mask, prepared.meta, order=0).astype(np.uint8)
-    prob_c = restore(prob, prepared.meta, order=1).astype(np.float32)
-    voxel_ml = float(np.prod(image.spacing)) / 1000.0  # type: ignore[attr-defined]
-    seconds["restore"] = time.perf_counter() - t0
-    n_models = sum(len(v) for v in models.values())
-    return ScanPrediction(
-        mask_c, prob_c, float(mask_c.sum()) * voxel_ml, style, orientation, n_models, seconds
-    )
+    predictor = ScanPredictor(study_dir, style=style, orientation=orientation, device=device, models=models)
+    return predictor(image, on_step=on_step)

@@ -14,6 +14,11 @@ from iphbench.io.volume import Volume, VolumeReadError
 MAX_SPACING_MM = 20.0  # a voxel side above this is not a head CT grid (thick slices are ~5-10 mm)
 MIN_SPACING_MM = 0.05  # a voxel side below this is not a head CT grid either (in-plane is ~0.2-1 mm)
 RAW_MAX = 3000.0  # min >= 0 with max above this looks like raw 0..4095 scanner values without rescale
+AIR_HU = -500.0  # a head CT in HU has air (about -1000) around the head or in the sinuses, below this
+TISSUE_ABOVE_MIN = 50.0  # voxels this far above the scan's minimum are the head (not background)
+TISSUE_MEDIAN_MAX_HU = 400.0  # the head's median in HU is ~20-100; without the intercept it is ~1,050
+SHIFTED_BRAIN = (970.0, 1150.0)  # brain, CSF and blood (-10..90 HU) + 1000 or 1024: a missing intercept
+SHIFTED_BRAIN_MIN_FRACTION = 0.05  # share of voxels there that marks a missing intercept (brain is 10-40 %)
 Found = tuple[str, str, str, str]  # (subject, file, message, severity): the fields of ``Issue``
 
 
@@ -42,6 +47,17 @@ def check_subject_files(
             hu_max=float(vol.array.max()),
         )
         found += [(subject, image, m, sev) for m, sev in _spacing_problems(vol) + _intensity_problems(vol)]
+        tilt = vol.source.meta.get("gantry_tilt")
+        if isinstance(tilt, dict):
+            found.append(
+                (
+                    subject,
+                    image,
+                    f"gantry tilt of {float(tilt['angle_deg']):.1f} degrees: the series is resampled onto a "
+                    "regular grid (shear correction); a mask for it must be on that grid (docs/io.md)",
+                    "warning",
+                )
+            )
     if mask:
         found += _check_mask(subject, mask, vol, labels, info)
     return found, info
@@ -72,27 +88,75 @@ def _spacing_problems(vol: Volume) -> list[tuple[str, str]]:
 
 
 def _intensity_problems(vol: Volume) -> list[tuple[str, str]]:
-    lo, hi = float(vol.array.min()), float(vol.array.max())
+    problem = intensity_problem(vol.array)
+    return [problem] if problem else []
+
+
+def intensity_problem(array: np.ndarray) -> tuple[str, str] | None:
+    """Why a scan's voxel values are not usable as HU, as ``(message, severity)``, or ``None``.
+
+    The one rule used by ``validate``, ``prepare`` and ``predict`` (``prepare_volume`` raises on
+    every ``"error"``). In order:
+
+    - constant image: error (an empty scan);
+    - values within [0, 1]: error (normalised, not HU);
+    - no air (nothing below ``AIR_HU`` = -500 HU), **and** the median of the head's voxels (those
+      more than ``TISSUE_ABOVE_MIN`` = 50 above the scan's minimum) above ``TISSUE_MEDIAN_MAX_HU``
+      = 400, **and** at least ``SHIFTED_BRAIN_MIN_FRACTION`` = 5 % of all voxels within
+      ``SHIFTED_BRAIN`` = 970..1150 (where brain, CSF and blood, -10..90 HU, land when an
+      intercept of -1000 or -1024 is not applied): error, the missing-intercept case. In HU the
+      head's median is brain (20-45 HU) pulled up a little by bone, about 20-100 HU; without the
+      intercept it is ~1,050. The 5 % keeps a skull-stripped scan with left-over bone (a few
+      voxels at 1,000 HU among a 0 background) a warning; a head's brain alone is 10-40 % of a
+      clinical field of view;
+    - minimum >= 0 and maximum above ``RAW_MAX`` = 3000: error (raw stored values, any head);
+    - no air otherwise: warning (an already skull-stripped scan with plausible brain values).
+
+    Args:
+        array: the scan's voxels (any order), float.
+
+    Returns:
+        ``(message, "error" | "warning")`` or ``None`` when the values look like HU.
+    """
+    lo, hi = float(array.min()), float(array.max())
     if lo == hi:
-        return [(f"image is constant (every voxel is {lo:g}); the scan is empty", "error")]
-    if lo >= 0 and hi > RAW_MAX:
-        return [
-            (
-                f"intensities {lo:g}..{hi:g} do not look like HU (no air below 0): raw scanner values "
-                "without rescale slope/intercept? Export the scan in HU (air about -1000)",
+        return f"image is constant (every voxel is {lo:g}); the scan is empty", "error"
+    if lo >= 0 and hi <= 1.0:
+        return f"intensities {lo:g}..{hi:g} look normalised, not HU; give the original HU scan", "error"
+    if lo >= AIR_HU:
+        median, shifted = _tissue_stats(array, lo)
+        if median > TISSUE_MEDIAN_MAX_HU and shifted >= SHIFTED_BRAIN_MIN_FRACTION:
+            return (
+                f"intensities do not look like HU: no air (minimum {lo:g}, nothing below {AIR_HU:g}) and the "
+                f"head's median value is {median:.0f} ({shifted:.0%} of the voxels within "
+                f"{SHIFTED_BRAIN[0]:g}..{SHIFTED_BRAIN[1]:g}; brain is 20-45 HU): the rescale intercept (about -1024) "
+                "was probably not applied. Export the scan in HU (air about -1000), e.g. apply "
+                "RescaleSlope/RescaleIntercept or convert the DICOM series with dcm2niix",
                 "error",
             )
-        ]
-    if lo >= 0 and hi <= 1.0:
-        return [(f"intensities {lo:g}..{hi:g} look normalised, not HU; give the original HU scan", "error")]
-    if lo > -200:
-        return [
-            (
-                f"no voxel below {lo:g} HU (air is about -1000 HU): is the scan in HU, or already skull-stripped?",
-                "warning",
-            )
-        ]
-    return []
+    if lo >= 0 and hi > RAW_MAX:
+        return (
+            f"intensities {lo:g}..{hi:g} do not look like HU (no air below 0): raw scanner values "
+            "without rescale slope/intercept? Export the scan in HU (air about -1000)",
+            "error",
+        )
+    if lo >= AIR_HU:
+        return (
+            f"no voxel below {lo:g} HU (air is about -1000 HU): is the scan in HU, or already skull-stripped?",
+            "warning",
+        )
+    return None
+
+
+def _tissue_stats(array: np.ndarray, lo: float) -> tuple[float, float]:
+    """The head's median (voxels more than ``TISSUE_ABOVE_MIN`` above ``lo``; -inf when none) and the
+    fraction of voxels within ``SHIFTED_BRAIN``, from a regular sample of about 1e6 voxels."""
+    flat = np.asarray(array).reshape(-1)
+    sample = flat[:: max(1, flat.size // 1_000_000)]
+    tissue = sample[sample > lo + TISSUE_ABOVE_MIN]
+    median = float(np.median(tissue)) if tissue.size else float("-inf")
+    band = (sample >= SHIFTED_BRAIN[0]) & (sample <= SHIFTED_BRAIN[1])
+    return median, float(np.count_nonzero(band)) / sample.size
 
 
 def _check_mask(

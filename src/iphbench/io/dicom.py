@@ -2,8 +2,10 @@
 
 SimpleITK/GDCM sorts the slices along the slice normal and applies each slice's
 RescaleSlope and RescaleIntercept, so the array is in HU. On top of that this module
-refuses folders that would silently give a wrong grid: several series in one folder,
-missing or duplicated slices (uneven spacing along the normal) and gantry tilt.
+refuses folders that would silently give a wrong grid: several series in one folder and
+missing or duplicated slices (uneven spacing along the normal). A gantry-tilted series is
+resampled onto a regular grid (shear correction, ``iphbench.io._tilt``) with a warning; the
+way back to the acquired slices is kept in ``source.meta["gantry_tilt"]``.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from iphbench.io._sitk import itk_affine, itk_array
+from iphbench.io._sitk import _LPS_TO_RAS, itk_affine, itk_array
+from iphbench.io._tilt import TiltGrid, tilt_grid, to_regular
 from iphbench.io.volume import SourceGrid, Volume, VolumeReadError, canonicalize, check_voxels
 
 logger = logging.getLogger(__name__)
@@ -32,11 +35,13 @@ def read_dicom_series(folder: str | Path) -> Volume:
 
     Returns:
         The canonical Volume; ``source.format == "dicom"`` and ``source.meta`` holds the
-        SeriesInstanceUID and the number of slices.
+        SeriesInstanceUID, the number of slices and, for a gantry-tilted series, the
+        ``gantry_tilt`` record (``TiltGrid.to_meta``): the Volume and ``source`` are then the
+        regular (resampled) grid.
 
     Raises:
         VolumeReadError: no series, several series, uneven slice positions (a missing slice),
-            duplicate positions, gantry tilt or unreadable files; the message names the folder.
+            duplicate positions or unreadable files; the message names the folder.
     """
     folder = Path(folder)
     try:
@@ -67,23 +72,43 @@ def read_dicom_series(folder: str | Path) -> Volume:
         raise VolumeReadError(
             f"DICOM folder {folder} holds a single 2D slice; iphbench needs the whole series (>= 2 slices)"
         )
-    _check_positions(reader, len(files), folder)
+    tilt = _check_positions(reader, len(files), folder, image)
     data = check_voxels(itk_array(image), folder)
     affine = itk_affine(image)
+    meta: dict[str, object] = {"series_uid": series_ids[0], "n_slices": len(files)}
+    if tilt is not None:
+        grid, affine = tilt
+        data = to_regular(data, grid, fill=float(data.min()))
+        meta["gantry_tilt"] = grid.to_meta()
+        logger.warning(
+            "DICOM folder %s: gantry tilt of %.1f degrees; resampled onto a regular grid of %s voxels "
+            "(shear correction, linear). NIfTI masks are written on this grid; a DICOM SEG maps them back "
+            "onto the acquired slices",
+            folder,
+            grid.angle_deg,
+            "x".join(map(str, grid.shape)),
+        )
     source = SourceGrid(
         shape=tuple(data.shape),
         affine=affine,
         ornt=np.zeros((3, 2)),
         path=str(folder),
         format="dicom",
-        meta={"series_uid": series_ids[0], "n_slices": len(files)},
+        meta=meta,
     )
     logger.debug("read DICOM series %s from %s: %d slices", series_ids[0], folder, len(files))
     return canonicalize(data.astype(np.float32, copy=False), affine, source)
 
 
-def _check_positions(reader: sitk.ImageSeriesReader, n: int, folder: Path) -> None:
-    """Raise if the slices are not evenly spaced along the slice normal (missing slice, tilt)."""
+def _check_positions(
+    reader: sitk.ImageSeriesReader, n: int, folder: Path, image: sitk.Image
+) -> tuple[TiltGrid, np.ndarray] | None:
+    """Raise if the slices are not evenly spaced along the slice normal (missing or duplicate slice).
+
+    Returns:
+        ``None`` for an orthogonal series; for a gantry-tilted one, its ``TiltGrid`` and the RAS
+        affine of the regular grid it is resampled onto.
+    """
     try:
         positions = np.array([_floats(reader.GetMetaData(i, _POSITION)) for i in range(n)])
         iop = _floats(reader.GetMetaData(0, _ORIENTATION))
@@ -91,13 +116,13 @@ def _check_positions(reader: sitk.ImageSeriesReader, n: int, folder: Path) -> No
         logger.warning(
             "DICOM folder %s: slices lack ImagePositionPatient/Orientation; slice order not checked", folder
         )
-        return
+        return None
     row, col = np.asarray(iop[:3]), np.asarray(iop[3:6])
     normal = np.cross(row, col)
     along = positions @ normal
     order = np.argsort(along)
-    along, positions = along[order], positions[order]
-    gaps = np.diff(along)
+    along_sorted = along[order]
+    gaps = np.diff(along_sorted)
     if np.any(gaps < 1e-3):
         raise VolumeReadError(
             f"DICOM folder {folder}: two or more slices share a position; it may hold duplicate or "
@@ -112,11 +137,25 @@ def _check_positions(reader: sitk.ImageSeriesReader, n: int, folder: Path) -> No
             f"{median:.3f} mm elsewhere); a slice is probably missing. Export the complete series"
         )
     offsets = positions - positions[0] - np.outer(along - along[0], normal)
-    if np.abs(offsets).max() > 0.05 * median + 1e-3:
+    if np.abs(offsets).max() <= 0.05 * median + 1e-3:
+        return None
+    # gantry tilt: SimpleITK stacked the slices in ascending order along the normal with the
+    # distance between slice origins as spacing, which is neither the spacing along the normal nor
+    # the in-plane drift; rebuild the grid from the positions
+    if np.any(np.diff(along) <= 0):
         raise VolumeReadError(
-            f"DICOM folder {folder}: the slices are shifted in-plane along the series (gantry tilt); "
-            "resample the series to an orthogonal grid first (e.g. dcm2niix) and list the NIfTI instead"
+            f"DICOM folder {folder}: a gantry-tilted series whose files are not in slice order; "
+            "resample it to an orthogonal grid first (e.g. dcm2niix) and list the NIfTI instead"
         )
+    spacing = image.GetSpacing()
+    shifts_mm = np.stack([offsets @ row, offsets @ col], axis=1)
+    grid = tilt_grid(shifts_mm, (spacing[0], spacing[1]), median, tuple(image.GetSize()))
+    lps = np.eye(4)
+    lps[:3, 0], lps[:3, 1], lps[:3, 2] = row * spacing[0], col * spacing[1], normal * median
+    lps[:3, 3] = positions[0] + grid.offset[0] * spacing[0] * row + grid.offset[1] * spacing[1] * col
+    ras = np.eye(4)
+    ras[:3, :] = _LPS_TO_RAS @ lps[:3, :]
+    return grid, ras
 
 
 def _floats(text: str) -> list[float]:

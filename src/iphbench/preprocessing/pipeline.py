@@ -11,7 +11,8 @@ Example:
     >>> import numpy as np
     >>> from iphbench.config import PrepConfig
     >>> from iphbench.io.volume import SourceGrid, Volume
-    >>> ct = Volume(np.full((70, 60, 20), 40.0, np.float32), np.eye(4), SourceGrid((70, 60, 20), np.eye(4), np.zeros((3, 2))))
+    >>> hu = np.full((70, 60, 20), 40.0, np.float32); hu[0] = -1000.0  # brain values, air on one side
+    >>> ct = Volume(hu, np.eye(4), SourceGrid((70, 60, 20), np.eye(4), np.zeros((3, 2))))
     >>> prep = prepare_volume(ct, PrepConfig(brain_extraction="none"))
     >>> prep.image.shape, float(prep.image.max())
     ((128, 64, 64), 0.5384615659713745)
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from iphbench.config import ConfigError, PrepConfig
-from iphbench.io._checks import spacing_problem
+from iphbench.io._checks import intensity_problem, spacing_problem
 from iphbench.io.volume import SourceGrid, Volume
 from iphbench.preprocessing.brain import extract_brain, list_extractors
 from iphbench.preprocessing.intensity import window_normalize
@@ -151,6 +152,11 @@ def prepare_volume(
     bad_spacing = spacing_problem(image.spacing)
     if bad_spacing:  # brain extraction sizes its kernels in mm: an absurd grid gives garbage or huge arrays
         raise ValueError(f"{name}: {bad_spacing}")
+    bad_values = intensity_problem(image.array)  # the same rule as 'iphbench validate' (io/_checks.py)
+    if bad_values and bad_values[1] == "error":  # e.g. a missing rescale intercept: an all-white window
+        raise ValueError(f"{name}: {bad_values[0]}")
+    if bad_values:
+        log.warning("%s: %s", name, bad_values[0])
     if mask is not None and mask.shape != image.shape:
         raise ValueError(
             f"mask {mask.source.path} has canonical shape {mask.shape} but image {name} has {image.shape}: "
