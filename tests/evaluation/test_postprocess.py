@@ -88,3 +88,16 @@ def test_a_fixed_volume_applies_to_every_saved_prediction(tmp_path: Path) -> Non
     assert table == {}  # a fixed volume is not chosen, so nothing is recorded as chosen
     for path in (study / "predictions" / "full" / "unet+iphbench").glob("*.nii.gz"):
         assert not (np.asarray(nib.load(path).dataobj) > 0).any(), path
+
+
+def test_predict_applies_the_median_of_the_chosen_volumes(both_recipes: Path) -> None:
+    from iphbench.config import StudyConfig
+    from iphbench.inference.scan import ScanPredictor, min_component_ml
+
+    cfg = StudyConfig.load(both_recipes / "config.yaml")
+    table = json.loads((both_recipes / "eval" / "postprocess.json").read_text())
+    chosen = [float(e["min_ml"]) for e in table["unet+iphbench"].values()]
+    assert min_component_ml(both_recipes, cfg, "unet+iphbench") == float(np.median(chosen))
+    assert min_component_ml(both_recipes, cfg, "unet") == 0.0  # the paper recipe is never post-processed
+    predictor = ScanPredictor(both_recipes, style="unet+iphbench", device="cpu")
+    assert predictor.min_component_ml == float(np.median(chosen))

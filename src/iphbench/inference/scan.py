@@ -172,6 +172,31 @@ def parse_orientation(text: str) -> tuple[str, list[str]]:
     raise ValueError(f"unknown orientation {text!r}; choose 2.5D or one of {', '.join(VIEWS)}")
 
 
+def min_component_ml(study_dir: Path, cfg: StudyConfig, style: str) -> float:
+    """The post-processing volume ``predict`` applies for ``style`` (docs/training.md).
+
+    0 for the paper recipe; the fixed ``train.iphbench.min_component_ml`` if set; with ``"auto"``
+    the median of the volumes evaluation chose on each fold's validation subjects
+    (``eval/postprocess.json``), or 0 with a warning when the study was not evaluated yet.
+    """
+    from iphbench.styles import parse_style
+
+    if parse_style(style).recipe != "iphbench":
+        return 0.0
+    setting = cfg.train.iphbench.min_component_ml
+    if setting != "auto":
+        return float(setting)
+    from iphbench.evaluation.postprocess import PostprocessTable
+
+    chosen = PostprocessTable(Path(study_dir) / "eval" / "postprocess.json").summary().get(style)
+    if not chosen:
+        log.warning(
+            "%s: no post-processing volume chosen yet (run 'iphbench evaluate'); predicting without", style
+        )
+        return 0.0
+    return float(np.median(chosen))
+
+
 class ScanPredictor:
     """A trained study's chosen style, loaded once, that segments any number of scans.
 
@@ -208,6 +233,7 @@ class ScanPredictor:
         t0 = time.perf_counter()
         self.models = models or load_style_models(self.study_dir, self.choice.style, self.views, self.device)
         self.load_seconds = time.perf_counter() - t0
+        self.min_component_ml = min_component_ml(self.study_dir, self.cfg, self.choice.style)
 
     @property
     def style(self) -> str:
@@ -251,6 +277,11 @@ class ScanPredictor:
 
         t0 = time.perf_counter()
         mask = threshold(prob, cfg.eval.threshold)
+        if self.min_component_ml > 0:
+            from iphbench.evaluation.postprocess import remove_small_components
+
+            grid_ml = float(np.prod(prepared.meta.spacing)) / 1000.0
+            mask = remove_small_components(mask, grid_ml, self.min_component_ml).astype(np.uint8)
         mask_c = restore(mask, prepared.meta, order=0).astype(np.uint8)
         prob_c = restore(prob, prepared.meta, order=1).astype(np.float32)
         voxel_ml = float(np.prod(image.spacing)) / 1000.0  # type: ignore[attr-defined]
