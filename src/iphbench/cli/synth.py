@@ -31,6 +31,19 @@ def synth_cmd(
     workers: int = typer.Option(
         1, "--workers", "-w", min=1, help="Parallel processes (the output does not depend on it)."
     ),
+    preset: str = typer.Option(
+        "standard",
+        "--preset",
+        help="standard (the original cohort) or hard (calcifications, dense falx, skull base and streaks, "
+        "low-contrast clots, 5 mm slices with partial volume, small juxtacortical bleeds, unlabelled "
+        "subdural/subarachnoid/intraventricular blood). See docs/synthetic.md.",
+    ),
+    hard_options: list[str] = typer.Option(
+        [],
+        "--hard",
+        help="Set one knob of the hard preset, KEY=VALUE (repeatable), e.g. --hard streaks=false "
+        "--hard subdural_p=0.5 --hard lesion_hu=none.",
+    ),
 ) -> None:
     import csv
     import time
@@ -39,11 +52,27 @@ def synth_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from iphbench.synth import generate_cohort
+    from iphbench.synth import PRESETS, HardPreset, generate_cohort
     from iphbench.synth.scanner import SIZES
 
     if size not in SIZES:
         raise fail(f"--size must be one of {', '.join(SIZES)}, got {size!r}", code=2)
+    if preset not in PRESETS:
+        raise fail(f"--preset must be one of {', '.join(PRESETS)}, got {preset!r}", code=2)
+    if hard_options and preset != "hard":
+        raise fail("--hard sets knobs of the hard preset: add --preset hard", code=2)
+    knobs: str | HardPreset = preset
+    if preset == "hard":
+        pairs = {}
+        for item in hard_options:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise fail(f"--hard takes KEY=VALUE, got {item!r}", code=2)
+            pairs[key.strip()] = value
+        try:
+            knobs = HardPreset().with_options(pairs)
+        except ValueError as exc:
+            raise fail(str(exc), code=2) from None
     if subjects < sites:
         raise fail(
             f"--subjects {subjects} cannot fill --sites {sites}: each site needs at least one subject", code=2
@@ -67,6 +96,7 @@ def synth_cmd(
             size=size,
             healthy_fraction=healthy_fraction,
             workers=workers,
+            preset=knobs,
             progress=lambda _subject: bar.advance(task),
         )
     seconds = time.perf_counter() - start
@@ -74,7 +104,9 @@ def synth_cmd(
     with open(csv_path, newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     per_site = Counter(r["site"] for r in rows)
-    table = Table(title=f"synthetic cohort: {len(rows)} subjects, {len(per_site)} sites ({size})")
+    table = Table(
+        title=f"synthetic cohort: {len(rows)} subjects, {len(per_site)} sites ({size}, {preset} preset)"
+    )
     for col in ("site", "N", "matrix", "mm", "noise HU", "blur mm", "offset HU", "axes", "lesion mL"):
         table.add_column(col)
     for site in sorted(per_site):
@@ -96,4 +128,22 @@ def synth_cmd(
         )
     console.print(table)
     n_healthy = sum(1 for r in rows if not r["target_ml"])
+    if preset == "hard":
+        has = {
+            name: sum(1 for r in rows if float(r[f"synth_{col}_ml"] or 0) > 0)
+            for name, col in (
+                ("choroid plexus calcification", "choroid_calc"),
+                ("pineal calcification", "pineal_calc"),
+                ("falx calcification", "falx_calc"),
+                ("subdural blood", "subdural"),
+                ("subarachnoid blood", "subarachnoid"),
+                ("intraventricular blood", "intraventricular"),
+            )
+        }
+        juxta = sum(1 for r in rows if r["synth_juxtacortical"] == "1")
+        console.print(
+            "hard preset: "
+            + ", ".join(f"{v} with {k}" for k, v in has.items())
+            + f"; {juxta} juxtacortical bleed(s)"
+        )
     console.print(f"{n_healthy} hemorrhage-free subject(s); wrote {csv_path} in {seconds:.1f} s")

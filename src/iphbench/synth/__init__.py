@@ -3,7 +3,9 @@
 Stands in for the paper's private 17-site data (section 3.1) so every stage runs end to end:
 a head phantom with realistic HU (``phantom``), lobulated hemorrhages with an oedema rim
 (``lesion``), per-site scanner effects and file orientations (``scanner``), one subject
-(``subject``) and the cohort writer (``cohort``). See ``docs/synthetic.md``.
+(``subject``) and the cohort writer (``cohort``). The ``hard`` preset (``preset``, ``hard``,
+``mimics``, ``bleeds``, ``artifacts``) makes the cohort hard the ways real scans are. See
+``docs/synthetic.md``.
 
 Example:
     >>> from iphbench.synth import generate_cohort
@@ -12,14 +14,19 @@ Example:
 
 from __future__ import annotations
 
-from iphbench.synth.cohort import COHORT_COLUMNS, generate_cohort, lesion_volumes, plan_cohort
+from iphbench.synth.cohort import COHORT_COLUMNS, HARD_COLUMNS, generate_cohort, lesion_volumes, plan_cohort
 from iphbench.synth.phantom import TISSUE_HU, HeadAnatomy, Tissue, draw_head, render_head
+from iphbench.synth.preset import PRESETS, HardLabel, HardPreset, resolve_preset
 from iphbench.synth.scanner import ScannerProfile, allocate_sites, make_site_profile
 from iphbench.synth.subject import SubjectSpec, SyntheticScan, synthesize_subject
 
 __all__ = [
     "COHORT_COLUMNS",
+    "HARD_COLUMNS",
+    "PRESETS",
     "TISSUE_HU",
+    "HardLabel",
+    "HardPreset",
     "HeadAnatomy",
     "ScannerProfile",
     "SubjectSpec",
@@ -32,5 +39,6 @@ __all__ = [
     "make_site_profile",
     "plan_cohort",
     "render_head",
+    "resolve_preset",
     "synthesize_subject",
 ]

@@ -9,7 +9,9 @@ CSF or the skull), and the connected piece holding the seed is kept. Oedema is a
 smoothly varying width (1.5-4 mm) around it, inside parenchyma.
 
 Locations follow the clinical mix loosely: about half deep (basal ganglia, thalamus),
-the rest lobar (anywhere in grey or white matter far enough from CSF).
+the rest lobar (anywhere in grey or white matter far enough from CSF). A juxtacortical
+hemorrhage (``LesionSpec.juxtacortical``, the hard preset) is centred just below the cortical
+surface, away from the deep nuclei and ventricles, so it reaches the cortex.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class LesionSpec:
     margin_amp: float  # irregularity of the margin (relative)
     edema_mm: float  # mean oedema rim width
     seed: int  # seed of the lesion's smooth fields and placement
+    juxtacortical: bool = False  # place it against the cortex (lobar; the hard preset's small bleeds)
 
 
 def draw_lesion(rng: np.random.Generator, volume_ml: float) -> LesionSpec:
@@ -143,6 +146,14 @@ def _centre_candidates(
         par, sampling=[s * k for s, k in zip(grid.spacing, step, strict=True)]
     )
     r_eq = (3.0 * spec.volume_ml * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)
+    if spec.juxtacortical:
+        # centre 0.5-0.8 radii (+1-2 mm) below the brain surface, so the clot reaches the cortex
+        dec_sp = [s * k for s, k in zip(grid.spacing, step, strict=True)]
+        from_ventricle = ndimage.distance_transform_edt(labels[dec] != Tissue.VENTRICLE, sampling=dec_sp)
+        band = (depth >= 0.5 * r_eq + 1.0) & (depth <= 0.8 * r_eq + 2.0)
+        band &= (labels[dec] != Tissue.DEEP_GREY) & (from_ventricle > r_eq + 4.0)
+        if band.any():
+            return np.argwhere(band) * np.asarray(step)
     need = min(0.8 * r_eq + 3.0, 0.9 * float(depth.max()))
     ok = depth >= need
     if spec.deep:

@@ -128,11 +128,37 @@ def draw_head(rng: np.random.Generator, age: float) -> HeadAnatomy:
     )
 
 
-def render_head(head: HeadAnatomy, grid: Grid) -> np.ndarray:
-    """Label map (uint8, ``Tissue`` values) of ``head`` on ``grid`` (no lesion).
+@dataclass
+class HeadGeometry:
+    """Where every voxel of a grid lies in one head: head-frame coordinates and shell depths (mm, float32)."""
 
-    Shells are cut at radial depths below the deformed outer scalp surface; the deformation,
-    skull thickness, cortical folding and sulcal CSF vary smoothly (``smooth_field``).
+    u: np.ndarray  # head-frame x (→ right), centred on the head
+    v: np.ndarray  # head-frame y (→ anterior)
+    w: np.ndarray  # head-frame z (→ superior)
+    depth: np.ndarray  # depth below the scalp surface along the ray from the head centre
+    skull: np.ndarray  # local skull thickness
+    inner: np.ndarray  # depth below the inner table (negative outside the cranial cavity)
+    sulci: np.ndarray  # local subarachnoid CSF thickness
+    cortex: np.ndarray  # local cortical grey matter thickness
+    brain_radius: np.ndarray  # distance from the centre to the inner table along the ray (fissure depth)
+
+
+def head_geometry(
+    head: HeadAnatomy,
+    grid: Grid,
+    *,
+    skull_mean_mm: float | None = None,
+    inner_roughness_mm: float = 0.0,
+) -> HeadGeometry:
+    """The head frame and shell depths of ``head`` on ``grid`` (what ``render_head`` cuts the shells from).
+
+    Args:
+        head: the subject's head.
+        grid: the sampling grid.
+        skull_mean_mm: skull thickness used for the fissure's depth; ``None`` takes the mean over
+            ``grid`` (the standard cohort). Give a fixed value to render a head in pieces.
+        inner_roughness_mm: amplitude of bumps of the inner table into the cranial cavity (the hard
+            preset's irregular inner table); 0 draws nothing extra.
     """
     frng = np.random.default_rng(head.seed)
     axes = grid.axes()
@@ -147,11 +173,29 @@ def render_head(head: HeadAnatomy, grid: Grid) -> np.ndarray:
     depth = surface - r  # mm below the scalp surface along the ray from the centre
 
     skull = head.skull_mm * (1.0 + 0.15 * smooth_field(axes, 25.0, frng))
-    inner = depth - head.scalp_mm - skull  # depth below the inner table
     sulci = np.maximum(head.csf_mm * (1.0 + 0.7 * smooth_field(axes, 6.0, frng)), 0.4)
     cortex = head.cortex_mm * (1.0 + 0.25 * smooth_field(axes, 8.0, frng))
+    mean_skull = skull.mean() if skull_mean_mm is None else np.float32(skull_mean_mm)
+    if inner_roughness_mm > 0:  # drawn last, so the fields above are the standard head's
+        skull = skull + np.float32(inner_roughness_mm) * np.maximum(smooth_field(axes, 4.0, frng), 0.0)
+    inner = depth - head.scalp_mm - skull  # depth below the inner table
+    brain_radius = surface - head.scalp_mm - mean_skull
+    return HeadGeometry(u, v, w, depth, skull, inner, sulci, cortex, brain_radius)
 
-    labels = np.zeros(grid.shape, dtype=np.uint8)
+
+def render_head(head: HeadAnatomy, grid: Grid) -> np.ndarray:
+    """Label map (uint8, ``Tissue`` values) of ``head`` on ``grid`` (no lesion).
+
+    Shells are cut at radial depths below the deformed outer scalp surface; the deformation,
+    skull thickness, cortical folding and sulcal CSF vary smoothly (``smooth_field``).
+    """
+    return label_head(head, head_geometry(head, grid))
+
+
+def label_head(head: HeadAnatomy, geo: HeadGeometry) -> np.ndarray:
+    """Cut the tissue shells, deep nuclei, ventricles and fissure of ``head`` from its geometry."""
+    depth, inner, skull, sulci = geo.depth, geo.inner, geo.skull, geo.sulci
+    labels = np.zeros(depth.shape, dtype=np.uint8)
     labels[depth >= 0] = Tissue.SOFT
     labels[(depth >= head.skin_mm) & (depth < head.skin_mm + head.fat_mm)] = Tissue.FAT
     in_skull = (depth >= head.scalp_mm) & (inner < 0)
@@ -160,13 +204,14 @@ def render_head(head: HeadAnatomy, grid: Grid) -> np.ndarray:
     labels[in_skull & (frac > 0.3) & (frac < 0.7)] = Tissue.DIPLOE
     labels[inner >= 0] = Tissue.CSF
     labels[inner >= sulci] = Tissue.GREY
-    labels[inner >= sulci + cortex] = Tissue.WHITE
+    labels[inner >= sulci + geo.cortex] = Tissue.WHITE
 
     brain = inner >= sulci
-    _paint_deep_structures(labels, u, v, w, head, brain)
+    _paint_deep_structures(labels, geo.u, geo.v, geo.w, head, brain)
     # Interhemispheric fissure: a CSF sheet in the outer half of the upper brain.
-    brain_radius = surface - head.scalp_mm - skull.mean()
-    fissure = brain & (np.abs(u) < head.fissure_mm / 2) & (w > -10) & (inner < 0.45 * brain_radius)
+    fissure = (
+        brain & (np.abs(geo.u) < head.fissure_mm / 2) & (geo.w > -10) & (inner < 0.45 * geo.brain_radius)
+    )
     labels[fissure] = Tissue.CSF
     return labels
 

@@ -3,20 +3,26 @@
 Every random choice of subject ``index`` comes from generators seeded with
 ``(seed, index, stream)``, so a subject is the same whichever worker renders it and
 however many subjects the cohort has (only its site and target volume are set by the
-cohort). Streams: 0 demographics, 1 anatomy and head position, 2 hemorrhage, 3 noise.
+cohort). Streams: 0 demographics, 1 anatomy and head position, 2 hemorrhage, 3 noise
+(4: the hard preset's items, ``iphbench.synth.hard``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from iphbench.synth._field import Grid, smooth_field
 from iphbench.synth.lesion import LesionSpec, draw_lesion, paint_lesion
 from iphbench.synth.phantom import BRAIN_TEXTURE_HU, PARENCHYMA, HeadAnatomy, Tissue, draw_head, render_head
+from iphbench.synth.preset import HardPreset
 from iphbench.synth.scanner import ScannerProfile, apply_scanner, grid_for
+
+if TYPE_CHECKING:
+    from iphbench.synth.hard import HardInfo
 
 _SUBJECT_STREAM = 7
 AGE_MEAN, AGE_SD, AGE_RANGE = 74.0, 13.0, (25, 99)  # paper Table 1: ages ~ 59-88 per site, overall ~74 ± 13
@@ -34,6 +40,8 @@ class SubjectSpec:
     seed: int  # cohort seed
     profile: ScannerProfile  # the site's scanner
     lesion_ml: float | None  # target hemorrhage volume in mL; None = hemorrhage-free
+    preset: HardPreset | None = None  # the hard preset's knobs; None = the standard cohort
+    juxtacortical: bool = False  # hard preset: a small hemorrhage placed against the cortex
 
 
 @dataclass
@@ -50,6 +58,7 @@ class SyntheticScan:
     mask: np.ndarray  # uint8 {0,1}: the hemorrhage (not the oedema)
     head: HeadAnatomy
     lesion: LesionSpec | None
+    hard: HardInfo | None = None  # what the hard preset added (None for the standard cohort)
 
     @property
     def lesion_ml(self) -> float:
@@ -58,7 +67,12 @@ class SyntheticScan:
 
     @property
     def lesion_hu(self) -> float:
-        """Mean clean HU inside the hemorrhage (NaN when there is none)."""
+        """Mean clean HU inside the hemorrhage (NaN when there is none).
+
+        Hard preset: the mean over the hemorrhage's sub-slice voxels, before slice averaging.
+        """
+        if self.hard is not None:
+            return self.hard.lesion_hu
         return float(self.hu_clean[self.mask > 0].mean()) if self.mask.any() else float("nan")
 
 
@@ -79,19 +93,16 @@ def synthesize_subject(spec: SubjectSpec) -> SyntheticScan:
     """Render one subject: head phantom, hemorrhage and oedema, clean HU, then the site's scanner.
 
     The mask is the hemorrhage label on the site's grid: in ``hu_clean`` it is exactly the
-    intracranial region at or above ``LESION_HU_RANGE[0]`` HU.
+    intracranial region at or above ``LESION_HU_RANGE[0]`` HU. With ``spec.preset`` set the
+    hard preset renders it (``iphbench.synth.hard``).
     """
+    if spec.preset is not None:
+        from iphbench.synth.hard import synthesize_hard
+
+        return synthesize_hard(spec)
     age, sex = draw_demographics(spec.seed, spec.index)
     grid = grid_for(spec.profile)
-    rng = subject_rng(spec.seed, spec.index, 1)
-    head = draw_head(rng, age)
-    z_top = grid.origin[2] + (grid.shape[2] - 1) * grid.spacing[2]
-    centre = (
-        rng.uniform(-6.0, 6.0),
-        rng.uniform(-8.0, 8.0),
-        z_top - rng.uniform(6.0, 16.0) - head.axes_mm[2],
-    )
-    head = dataclasses.replace(head, centre_mm=(float(centre[0]), float(centre[1]), float(centre[2])))
+    head = place_head(spec, grid, age)
     labels = render_head(head, grid)
 
     lesion = None
@@ -104,6 +115,19 @@ def synthesize_subject(spec: SubjectSpec) -> SyntheticScan:
     image = apply_scanner(hu_clean, spec.profile, subject_rng(spec.seed, spec.index, 3))
     image = np.clip(np.rint(image), -1024, 3071).astype(np.int16)
     return SyntheticScan(spec, age, sex, grid, labels, hu_clean, image, mask, head, lesion)
+
+
+def place_head(spec: SubjectSpec, grid: Grid, age: int) -> HeadAnatomy:
+    """Draw subject ``spec.index``'s head (stream 1) and place it: top of the head 6-16 mm below the top slice."""
+    rng = subject_rng(spec.seed, spec.index, 1)
+    head = draw_head(rng, age)
+    z_top = grid.origin[2] + (grid.shape[2] - 1) * grid.spacing[2]
+    centre = (
+        rng.uniform(-6.0, 6.0),
+        rng.uniform(-8.0, 8.0),
+        z_top - rng.uniform(6.0, 16.0) - head.axes_mm[2],
+    )
+    return dataclasses.replace(head, centre_mm=(float(centre[0]), float(centre[1]), float(centre[2])))
 
 
 def _clean_hu(labels: np.ndarray, head: HeadAnatomy, grid: Grid) -> np.ndarray:
