@@ -131,9 +131,8 @@ def main() -> None:
     out = args.out.resolve()
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
-    kw = {} if args.preset == "standard" else {"preset": args.preset}
     cohort = generate_cohort(out / "cohort", n_subjects=args.subjects, n_sites=args.sites, seed=args.seed,
-                             size=args.size, healthy_fraction=args.healthy_fraction, **kw)  # fmt: skip
+                             size=args.size, healthy_fraction=args.healthy_fraction, preset=args.preset)  # fmt: skip
     seconds["synth"] = time.perf_counter() - t0
     cfg = build_config(args, cohort, out / "study")
     t0 = time.perf_counter()

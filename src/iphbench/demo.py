@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from iphbench.config import (
     EvalConfig,
@@ -107,11 +107,6 @@ def demo_config(root: Path, cohort_csv: Path, s: DemoSettings) -> StudyConfig:
     )
 
 
-def _preset(preset: str) -> dict[str, Any]:
-    """``generate_cohort`` keyword for a preset; the standard cohort needs none."""
-    return {} if preset == "standard" else {"preset": preset}
-
-
 def run_demo(
     out: str | Path,
     settings: DemoSettings | None = None,
@@ -136,7 +131,7 @@ def run_demo(
     t0 = time.perf_counter()
     stage(f"1/5 generating a synthetic cohort: {s.subjects} subjects at {s.sites} sites")
     cohort_csv = generate_cohort(
-        root / "cohort", n_subjects=s.subjects, n_sites=s.sites, seed=s.seed, size=s.size, **_preset(s.preset)
+        root / "cohort", n_subjects=s.subjects, n_sites=s.sites, seed=s.seed, size=s.size, preset=s.preset
     )
     seconds["synthetic cohort"] = time.perf_counter() - t0
 
