@@ -147,11 +147,21 @@ def _centre_candidates(
     )
     r_eq = (3.0 * spec.volume_ml * 1000.0 / (4.0 * np.pi)) ** (1.0 / 3.0)
     if spec.juxtacortical:
-        # centre 0.5-0.8 radii (+1-2 mm) below the brain surface, so the clot reaches the cortex
+        # centre 0.5-0.8 radii (+1-2 mm) below the cortical surface (the subarachnoid CSF), so the
+        # clot reaches the cortex; where bone is nearer than CSF (a skull-base ridge) is no cortex
+        dec_lab = labels[dec]
         dec_sp = [s * k for s, k in zip(grid.spacing, step, strict=True)]
-        from_ventricle = ndimage.distance_transform_edt(labels[dec] != Tissue.VENTRICLE, sampling=dec_sp)
-        band = (depth >= 0.5 * r_eq + 1.0) & (depth <= 0.8 * r_eq + 2.0)
-        band &= (labels[dec] != Tissue.DEEP_GREY) & (from_ventricle > r_eq + 4.0)
+        from_csf = ndimage.distance_transform_edt(dec_lab != Tissue.CSF, sampling=dec_sp)
+        from_bone = ndimage.distance_transform_edt(
+            ~np.isin(dec_lab, [int(Tissue.BONE), int(Tissue.DIPLOE)]), sampling=dec_sp
+        )
+        from_ventricle = ndimage.distance_transform_edt(dec_lab != Tissue.VENTRICLE, sampling=dec_sp)
+        band = (from_csf >= 0.5 * r_eq + 1.0) & (from_csf <= 0.8 * r_eq + 2.0) & (depth >= 0.5 * r_eq)
+        band &= (from_bone > from_csf) & (dec_lab != Tissue.DEEP_GREY) & (from_ventricle > r_eq + 4.0)
+        z_mm = np.arange(band.shape[2]) * dec_sp[2]
+        band &= ((z_mm >= r_eq + 2.0) & (z_mm <= z_mm[-1] - r_eq - 2.0))[
+            None, None, :
+        ]  # not cut by the scan's ends
         if band.any():
             return np.argwhere(band) * np.asarray(step)
     need = min(0.8 * r_eq + 3.0, 0.9 * float(depth.max()))
