@@ -26,7 +26,7 @@ import pandas as pd
 
 import iphbench
 from iphbench._files import atomic_write_json
-from iphbench.config import StudyConfig, config_hash
+from iphbench.config import EXECUTION_SETTINGS, StudyConfig, config_hash
 from iphbench.styles import parse_style, study_styles
 from iphbench.training.executors import (
     EXECUTORS,
@@ -85,10 +85,12 @@ class GridResult:
 
 
 def study_hash(config: StudyConfig) -> str:
-    """Hash of everything in the config that changes results (all but the output folder and device)."""
+    """Hash of everything in the config that changes results (all but the output folder and
+    ``config.EXECUTION_SETTINGS``: device, checkpoint and compile settings)."""
     data = config.to_dict()
     data.pop("out", None)
-    data["train"].pop("device", None)  # where runs train does not change what they train
+    for key in EXECUTION_SETTINGS:  # where and how fast runs train does not change what they train
+        data["train"].pop(key, None)
     return config_hash(data)
 
 
