@@ -192,3 +192,19 @@ def test_a_compiled_run_on_cpu_matches_the_eager_one(
     for h_e, h_c in zip(eager.history, compiled.history, strict=True):
         for k in ("train_loss", "val_loss", "val_dice", "val_iou"):
             assert h_c[k] == pytest.approx(h_e[k], rel=1e-3, abs=1e-4), k
+
+
+def test_each_compiled_run_starts_from_a_clean_dynamo(
+    prep_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs trained one after another in one process would otherwise pile up recompilations of the
+    same function until dynamo's recompile limit sends later runs eager."""
+    store = PatchStore(prep_store)
+    folds = _folds(store)
+    resets: list[int] = []
+    monkeypatch.setattr(torch._dynamo, "reset", lambda: resets.append(1))
+    monkeypatch.setattr(engine_mod, "compile_fn", _eager_as_compiled)
+    for k, compile in enumerate((True, True, False)):
+        cfg = TrainConfig(epochs=1, batch_size=16, steps_per_epoch=1, compile=compile)
+        train_run(store, folds, "unet", "2DCor", k, tmp_path / f"r{k}", ModelConfig(width=4), cfg)
+    assert len(resets) == 2

@@ -170,6 +170,11 @@ def _load_data(
 
 
 def _build_engine(run: _Run) -> Engine:
+    if resolve_compile(run.train_cfg.compile, run.device):
+        # A process trains runs one after another (the in-process executor, a pool worker): forget
+        # the last run's compiled code, guards and CUDA graphs, or dynamo's recompile limit (8 per
+        # function) would send the 9th run eager; the on-disk cache keeps recompiling quick.
+        torch._dynamo.reset()
     torch.manual_seed(derive_seed(run.train_cfg.seed, 0x1417))
     kwargs = ckpt.model_kwargs(run.model_cfg, run.model_name)
     model = ckpt.build_model(run.model_name, run.model_cfg.width, kwargs, pretrained=run.model_cfg.pretrained)
