@@ -131,7 +131,12 @@ class TrainConfig:
     device: str = "auto"  # "auto", "cpu", "cuda", "cuda:1", ...
     amp: str = "auto"  # "auto" (bf16 on CUDA, fp32 on CPU), "bf16", "fp32"
     channels_last: bool = True  # channels-last memory format on CUDA
-    compile: bool = False  # torch.compile the model on CUDA
+    # torch.compile the training step and validation: "auto" (on CUDA only), true or false
+    compile: bool | str = "auto"
+    # torch.compile mode: "default", "reduce-overhead" (CUDA graphs), "max-autotune-no-cudagraphs", "max-autotune"
+    compile_mode: str = "default"
+    # compiled-kernel cache: "auto" (<out>/cache/compile, shared by a grid's runs), a folder, or "none" (torch's default)
+    compile_cache: str = "auto"
     gpu_resident: bool = True  # keep the training slices on the GPU when they fit
     checkpoint_every: int = (
         1  # write last.pt every N epochs and at the end (in the background); resume restarts there
@@ -192,6 +197,7 @@ class StudyConfig:
                     f"({self.models.names}), got {name!r}: {archs!r}"
                 )
         _check_iphbench_recipe(self.train.iphbench)
+        _check_compile(self.train)
         if self.train.checkpoint_every < 1:
             raise ConfigError(f"train.checkpoint_every must be at least 1, got {self.train.checkpoint_every}")
         if self.folds.scheme not in ("kfold", "loso"):
@@ -231,6 +237,26 @@ class StudyConfig:
 
 class ConfigError(ValueError):
     """A study or preprocessing configuration is invalid."""
+
+
+#: ``train.compile_mode`` values (iphbench.training.compiled.COMPILE_MODES)
+COMPILE_MODES: tuple[str, ...] = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+#: TrainConfig fields that change how fast a run trains, never what it learns: left out of the
+#: run's and the study's settings hash, so they can change between a run's start and its resume.
+EXECUTION_SETTINGS: tuple[str, ...] = (
+    "device",
+    "checkpoint_every",
+    "compile",
+    "compile_mode",
+    "compile_cache",
+)
+
+
+def _check_compile(t: TrainConfig) -> None:
+    if t.compile not in ("auto", True, False):
+        raise ConfigError(f"train.compile must be 'auto', true or false, got {t.compile!r}")
+    if t.compile_mode not in COMPILE_MODES:
+        raise ConfigError(f"train.compile_mode must be one of {list(COMPILE_MODES)}, got {t.compile_mode!r}")
 
 
 def _check_iphbench_recipe(r: IphbenchRecipe) -> None:

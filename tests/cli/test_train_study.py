@@ -83,3 +83,8 @@ def test_study_run_exit_code_on_failure_and_bad_args(tmp_path: Path, cohort: Pat
         app, ["train", "--study", str(study), "--model", "unet", "--view", "2DAxi", "--fold", "0"]
     )
     assert res.exit_code == 1 and "not in this study" in _text(res.output)
+
+
+def test_study_run_refuses_fewer_than_one_run_per_device(tmp_path: Path, cohort: Path) -> None:
+    res = runner.invoke(app, ["study", "run", str(_study(tmp_path, cohort)), "--runs-per-device", "0"])
+    assert res.exit_code == 2 and "runs-per-device" in _text(res.output)

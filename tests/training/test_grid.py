@@ -77,3 +77,64 @@ def test_ray_executor_on_a_local_instance(make_study: Callable[..., Path]) -> No
     assert sorted(o["fold"] for o in result.done) == [0, 1]
     for k in (0, 1):
         assert (Path(cfg.out) / "runs" / "unet" / "2DSag" / f"fold{k}" / "done.json").is_file()
+
+
+def test_two_runs_per_device_train_at_once(make_study: Callable[..., Path]) -> None:
+    """runs_per_device=2 on one CPU: two worker processes take the two runs together, both finish."""
+    from iphbench.training.executors import job, run_local
+    from iphbench.training.grid import open_study, plan_runs, prepare_study
+
+    cfg = StudyConfig.load(make_study())
+    open_study(cfg)
+    prepare_study(cfg)
+    runs = plan_runs(cfg, 2)
+    events: list[tuple[str, int]] = []
+    outcomes = run_local(
+        [job(cfg.to_dict(), r.style, r.view, r.fold) for r in runs],
+        ["cpu"],
+        on_start=lambda spec: events.append(("start", spec["fold"])),
+        on_end=lambda spec, o: events.append(("end", spec["fold"])),
+        runs_per_device=2,
+    )
+    assert sorted(o["status"] for o in outcomes) == ["done", "done"], outcomes
+    assert [e for e, _ in events[:2]] == ["start", "start"]  # the second began before the first ended
+    assert len({o["pid"] for o in outcomes}) == 2  # in two worker processes
+    for r in runs:
+        assert (r.run_dir(cfg.out) / "done.json").is_file()
+    assert all(o["compile"] == "off" for o in outcomes)  # compile "auto" stays off on the CPU
+    assert not (Path(cfg.out) / "cache").exists()
+
+
+def test_runs_per_device_is_checked_and_shares_ray_gpus(make_study: Callable[..., Path]) -> None:
+    from iphbench.training.executors import ray_gpu_share
+
+    assert ray_gpu_share(1) == 1.0 and ray_gpu_share(4) == 0.25
+    with pytest.raises(StudyError, match="runs_per_device"):
+        run_study(StudyConfig.load(make_study()), runs_per_device=0)
+
+
+def test_compiled_study_runs_share_a_compile_cache_in_the_study(
+    make_study: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from iphbench.training import engine as engine_mod
+    from iphbench.training.compiled import CACHE_ENV
+
+    seen: list[str | None] = []
+
+    def record(fn, mode):  # type: ignore[no-untyped-def]
+        def run(*a):  # type: ignore[no-untyped-def]
+            seen.append(os.environ.get(CACHE_ENV))
+            return fn(*a)
+
+        return run
+
+    monkeypatch.setattr(engine_mod, "compile_fn", record)  # in-process runs: no compiler needed
+    monkeypatch.delenv(CACHE_ENV, raising=False)
+    cfg = StudyConfig.load(make_study(train={"compile": True}))
+    result = run_study(cfg)
+    assert result.ok and {o["compile"] for o in result.done} == {"default"}
+    cache = Path(cfg.out) / "cache" / "compile"
+    assert cache.is_dir() and set(seen) == {str(cache)}  # both runs compiled into the study's cache
+    assert CACHE_ENV not in os.environ  # and the user's environment is as it was

@@ -62,7 +62,9 @@ def test_trainer_learns_and_never_reads_test_subjects(prep_store: Path, tmp_path
     hist = pd.read_csv(run_dir / "history.csv")
     assert list(hist.columns) == [
         "epoch", "step", "slices", "train_loss", "val_loss", "val_dice", "val_iou", "val_subject_dice", "lr", "seconds",
+        "val_seconds",
     ]  # fmt: skip
+    assert (hist.val_seconds > 0).all() and (hist.val_seconds < hist.seconds).all()
     assert hist.step.tolist() == [8, 16, 24, 32] and hist.slices.tolist() == [256, 512, 768, 1024]
     assert hist.epoch.tolist() == [1, 2, 3, 4]
     assert hist.val_iou.max() == pytest.approx(result.best_val_iou)

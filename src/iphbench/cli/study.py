@@ -42,6 +42,13 @@ def study_cmd(
         "--device",
         help="Local devices to spread runs over (repeatable, e.g. --device cuda:0 --device cuda:1).",
     ),
+    runs_per_device: int = typer.Option(
+        1,
+        "--runs-per-device",
+        min=1,
+        help="Runs trained at once on each device (several fill a GPU that one run cannot; "
+        "Ray: each run asks for 1/N of a GPU).",
+    ),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress table."),
 ) -> None:
     from iphbench.config import ConfigError, StudyConfig
@@ -63,6 +70,7 @@ def study_cmd(
             views=only_view or None,
             folds=only_fold or None,
             progress=progress,
+            runs_per_device=runs_per_device,
         )
     except (ConfigError, StudyError, ExecutorError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None

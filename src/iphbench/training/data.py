@@ -43,6 +43,7 @@ class SliceSet:
     dtype: torch.dtype
     channels_last: bool = False
     subject: Tensor | None = None  # (N,) int32 subject index of each slice (for per-subject validation)
+    n_subjects: int = 1  # 1 + the largest subject index (known on the host: validation never asks the GPU)
 
     @classmethod
     def build(
@@ -59,6 +60,7 @@ class SliceSet:
         img = torch.from_numpy(np.ascontiguousarray(images))
         msk = torch.from_numpy(np.ascontiguousarray(masks))
         subj = None if subject is None else torch.from_numpy(np.ascontiguousarray(subject, dtype=np.int32))
+        n_subjects = int(subject.max()) + 1 if subject is not None and len(subject) else 1
         store_dtype = torch.bfloat16 if dtype == torch.bfloat16 else torch.float16
         if device.type == "cuda" and resident:
             img = img.to(device).to(store_dtype)
@@ -69,7 +71,7 @@ class SliceSet:
                 img, msk = img.pin_memory(), msk.pin_memory()
         if subj is not None and device.type == "cuda" and resident:
             subj = subj.to(device)
-        return cls(img, msk, device, dtype, channels_last, subj)
+        return cls(img, msk, device, dtype, channels_last, subj, n_subjects)
 
     @property
     def n(self) -> int:

@@ -4,13 +4,19 @@ A run is a plain dict (:func:`job`) handed to :func:`execute_run`, which rebuild
 from the study folder, trains, and returns a plain dict. A failing run writes its traceback
 to ``error.txt`` in its folder and returns ``status="failed"``; it never stops the others.
 
-- ``local``: one run at a time on one device, in this process; with several visible GPUs,
-  one worker process per GPU, each taking the next run from a shared queue.
-- ``ray``: each run is a Ray task holding one GPU (``num_gpus=1``) when the cluster has GPUs,
-  else one CPU. ``address`` joins a running cluster (``ray start --head`` on one node,
+- ``local``: one run at a time on one device, in this process; with several visible GPUs (or
+  ``runs_per_device`` > 1), ``runs_per_device`` worker processes per device, each taking the
+  next run from a shared queue.
+- ``ray``: each run is a Ray task holding ``1/runs_per_device`` of a GPU when the cluster has
+  GPUs, else one CPU. ``address`` joins a running cluster (``ray start --head`` on one node,
   ``ray start --address HEAD:6379`` on the others); without it a local Ray instance is
   started for the study and stopped after it. The study folder must be on storage that every
   node sees at the same path (the tasks read ``prep/`` and write ``runs/`` there).
+
+Several runs on one GPU (``runs_per_device``) pay when one run cannot fill it (small batches,
+host work between epochs): the GPU time-slices between the runs' processes, so one run's gaps
+are filled by another's kernels. Every run keeps its slices on the GPU, so memory is the limit.
+All runs of a study compile into one cache (``<out>/cache/compile``, ``training/compiled.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -57,6 +64,7 @@ def execute_run(spec: Job) -> Outcome:
 
     from iphbench.config import StudyConfig
     from iphbench.styles import parse_style
+    from iphbench.training.compiled import resolve_cache
     from iphbench.training.folds import read_folds
     from iphbench.training.trainer import train_run
 
@@ -67,15 +75,17 @@ def execute_run(spec: Job) -> Outcome:
     error_path = run_dir / "error.txt"
     with contextlib.suppress(FileNotFoundError):
         error_path.unlink()
-    train_cfg = (
-        cfg.train if spec.get("device") is None else dataclasses.replace(cfg.train, device=spec["device"])
-    )
+    train_cfg = dataclasses.replace(cfg.train, compile_cache=resolve_cache(cfg.train.compile_cache, cfg.out))
+    if spec.get("device") is not None:
+        train_cfg = dataclasses.replace(train_cfg, device=spec["device"])
     t0 = time.perf_counter()
     base: Outcome = {
         "style": spec["style"],
         "view": spec["view"],
         "fold": spec["fold"],
         "run_dir": str(run_dir),
+        "pid": os.getpid(),
+        "started": time.time(),
     }
     try:
         folds = read_folds(Path(cfg.out) / "folds.csv")
@@ -109,6 +119,7 @@ def execute_run(spec: Job) -> Outcome:
         "best_val_iou": result.best_val_iou,
         "best_epoch": result.best_epoch,
         "epochs_run": result.epochs_run,
+        "compile": result.compile,
         "seconds": time.perf_counter() - t0,
     }
 
@@ -133,9 +144,15 @@ def _failed(spec: Job, message: str) -> Outcome:
 # -- local ----------------------------------------------------------------------------------
 
 
-def run_local(jobs: Sequence[Job], devices: Sequence[str], on_start: StartCb, on_end: EndCb) -> list[Outcome]:
-    """Run ``jobs`` on this machine: in this process for one device, one process per device otherwise."""
-    if len(devices) <= 1:
+def run_local(
+    jobs: Sequence[Job], devices: Sequence[str], on_start: StartCb, on_end: EndCb, runs_per_device: int = 1
+) -> list[Outcome]:
+    """Run ``jobs`` on this machine: in this process for one device and one run at a time, else
+    ``runs_per_device`` spawned worker processes per device pulling from one queue."""
+    if runs_per_device < 1:
+        raise ValueError(f"runs_per_device must be at least 1, got {runs_per_device}")
+    slots = [d for d in devices for _ in range(runs_per_device)]
+    if len(slots) <= 1:
         outcomes = []
         device = devices[0] if devices else None
         for spec in jobs:
@@ -169,7 +186,10 @@ def run_local(jobs: Sequence[Job], devices: Sequence[str], on_start: StartCb, on
                 with lock:
                     results.append(outcome)
 
-    threads = [threading.Thread(target=worker, args=(d,), name=f"iphbench-{d}", daemon=True) for d in devices]
+    threads = [
+        threading.Thread(target=worker, args=(d,), name=f"iphbench-{d}-{i}", daemon=True)
+        for i, d in enumerate(slots)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -190,8 +210,12 @@ def _import_ray() -> Any:
     return ray
 
 
-def run_ray(jobs: Sequence[Job], address: str | None, on_end: EndCb) -> list[Outcome]:
-    """Run each job as a Ray task (one GPU each when the cluster has GPUs, else one CPU)."""
+def run_ray(
+    jobs: Sequence[Job], address: str | None, on_end: EndCb, runs_per_device: int = 1
+) -> list[Outcome]:
+    """Run each job as a Ray task (``1/runs_per_device`` GPU each when the cluster has GPUs, else one CPU)."""
+    if runs_per_device < 1:
+        raise ValueError(f"runs_per_device must be at least 1, got {runs_per_device}")
     ray = _import_ray()
     started_here = False
     if not ray.is_initialized():
@@ -208,7 +232,7 @@ def run_ray(jobs: Sequence[Job], address: str | None, on_end: EndCb) -> list[Out
         gpus = float(ray.cluster_resources().get("GPU", 0))
         options: dict[str, Any] = {"num_cpus": 1, "max_retries": 0}
         if gpus >= 1:
-            options["num_gpus"] = 1
+            options["num_gpus"] = ray_gpu_share(runs_per_device)
         task = ray.remote(**options)(execute_run)
         log.info("ray: %d runs on a cluster with %s", len(jobs), ray.cluster_resources())
         pending: dict[Any, Job] = {}
@@ -231,6 +255,11 @@ def run_ray(jobs: Sequence[Job], address: str | None, on_end: EndCb) -> list[Out
             ray.shutdown()
 
 
+def ray_gpu_share(runs_per_device: int) -> float:
+    """The fraction of a GPU one Ray task asks for, so ``runs_per_device`` tasks share a GPU."""
+    return 1.0 / runs_per_device
+
+
 def visible_devices(device: str = "auto") -> list[str]:
     """Devices for the local executor: the configured one, or every visible GPU, or the CPU."""
     if device != "auto":
@@ -247,6 +276,7 @@ __all__ = [
     "ExecutorError",
     "execute_run",
     "job",
+    "ray_gpu_share",
     "run_dir_of",
     "run_local",
     "run_ray",

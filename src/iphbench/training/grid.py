@@ -26,7 +26,7 @@ import pandas as pd
 
 import iphbench
 from iphbench._files import atomic_write_json
-from iphbench.config import StudyConfig, config_hash
+from iphbench.config import EXECUTION_SETTINGS, StudyConfig, config_hash
 from iphbench.styles import parse_style, study_styles
 from iphbench.training.executors import (
     EXECUTORS,
@@ -85,10 +85,12 @@ class GridResult:
 
 
 def study_hash(config: StudyConfig) -> str:
-    """Hash of everything in the config that changes results (all but the output folder and device)."""
+    """Hash of everything in the config that changes results (all but the output folder and
+    ``config.EXECUTION_SETTINGS``: device, checkpoint and compile settings)."""
     data = config.to_dict()
     data.pop("out", None)
-    data["train"].pop("device", None)  # where runs train does not change what they train
+    for key in EXECUTION_SETTINGS:  # where and how fast runs train does not change what they train
+        data["train"].pop(key, None)
     return config_hash(data)
 
 
@@ -217,6 +219,7 @@ def run_study(
     views: Sequence[str] | None = None,
     folds: Sequence[int] | None = None,
     progress: bool = False,
+    runs_per_device: int = 1,
 ) -> GridResult:
     """Train the unfinished runs of a study's grid.
 
@@ -228,12 +231,16 @@ def run_study(
             visible GPU, or the CPU).
         styles, views, folds: restrict the grid (default: all of the config).
         progress: show a live table on stderr.
+        runs_per_device: runs trained at once on each device (local: worker processes per
+            device; Ray: each task asks for ``1/runs_per_device`` of a GPU).
 
     Returns:
         :class:`GridResult`; ``result.ok`` is False when any run failed (see ``error.txt`` in its folder).
     """
     if executor not in EXECUTORS:
         raise StudyError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
+    if runs_per_device < 1:
+        raise StudyError(f"runs_per_device must be at least 1, got {runs_per_device}")
     out = open_study(config)
     _, folds_df = prepare_study(config, progress=progress)
     grid = plan_runs(config, n_folds(folds_df), styles, views, folds)
@@ -257,10 +264,10 @@ def run_study(
     )
     with live_board(board, enabled=progress):
         if executor == "ray":
-            result.outcomes = run_ray(jobs, address, board.finished)
+            result.outcomes = run_ray(jobs, address, board.finished, runs_per_device)
         else:
             devs = list(devices) if devices else visible_devices(config.train.device)
-            result.outcomes = run_local(jobs, devs, board.started, board.finished)
+            result.outcomes = run_local(jobs, devs, board.started, board.finished, runs_per_device)
     for o in result.failed:
         log.error("run %s/%s/fold%s failed: %s", o["style"], o["view"], o["fold"], o.get("error"))
     return result

@@ -99,18 +99,32 @@ def soft_counts(
     alpha: float = 0.25,
     gamma: float = 2.0,
     alpha_on_negatives: str = "one_minus",
+    weight: Tensor | None = None,
 ) -> SoftCounts:
-    """Soft TP/FP/FN and the focal sum of a batch, reduced in float32."""
+    """Soft TP/FP/FN and the focal sum of a batch, reduced in float32.
+
+    ``weight`` (one value per sample, 0 or 1) leaves samples out of every count: a batch padded
+    to a fixed size (for a compiled validation) counts only its real samples. Nothing here reads
+    a value back to the host, so a training step never waits for the GPU.
+    """
     _check(logits, target)
     p = torch.sigmoid(logits.float())
     g = target.float()
-    pg = (p * g).sum()
+    focal = focal_elementwise(logits, target, alpha, gamma, alpha_on_negatives)
+    if weight is None:
+        pg = (p * g).sum()
+        # torch.full, not torch.tensor: a tensor made from a host value is a blocking copy on CUDA
+        n = torch.full((), float(g.numel()), device=g.device, dtype=torch.float32)
+        return SoftCounts(tp=pg, fp=p.sum() - pg, fn=g.sum() - pg, focal_sum=focal.sum(), n=n)
+    w = weight.float().reshape(-1, *([1] * (p.dim() - 1)))
+    pg = (p * g * w).sum()
+    per_sample = float(g[0].numel()) if len(g) else 0.0
     return SoftCounts(
         tp=pg,
-        fp=p.sum() - pg,
-        fn=g.sum() - pg,
-        focal_sum=focal_elementwise(logits, target, alpha, gamma, alpha_on_negatives).sum(),
-        n=torch.tensor(float(g.numel()), device=g.device),
+        fp=(p * w).sum() - pg,
+        fn=(g * w).sum() - pg,
+        focal_sum=(focal * w).sum(),
+        n=w.sum() * per_sample,
     )
 
 
@@ -179,9 +193,9 @@ class DiceFocalLoss(nn.Module):
         self.smooth = smooth
         self.alpha_on_negatives = alpha_on_negatives
 
-    def counts(self, logits: Tensor, target: Tensor) -> SoftCounts:
-        """Soft counts of a batch, to accumulate a loss over many batches."""
-        return soft_counts(logits, target, self.alpha, self.gamma, self.alpha_on_negatives)
+    def counts(self, logits: Tensor, target: Tensor, weight: Tensor | None = None) -> SoftCounts:
+        """Soft counts of a batch, to accumulate a loss over many batches (``weight``: see :func:`soft_counts`)."""
+        return soft_counts(logits, target, self.alpha, self.gamma, self.alpha_on_negatives, weight)
 
     def from_counts(self, counts: SoftCounts) -> Tensor:
         """The loss of the union of the batches whose counts were summed."""

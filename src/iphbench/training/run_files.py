@@ -19,7 +19,7 @@ import torch
 
 import iphbench
 from iphbench._files import atomic_write_json, atomic_write_text
-from iphbench.config import ModelConfig, TrainConfig
+from iphbench.config import EXECUTION_SETTINGS, ModelConfig, TrainConfig
 from iphbench.training import checkpoint as ckpt
 
 HISTORY_COLUMNS = (
@@ -33,6 +33,7 @@ HISTORY_COLUMNS = (
     "val_subject_dice",
     "lr",
     "seconds",
+    "val_seconds",
 )
 
 
@@ -92,6 +93,7 @@ class RunResult:
     best_score: float = float("nan")
     steps: int = 0  # optimiser steps taken
     slices: int = 0  # training slices seen (steps × batch size)
+    compile: str = "off"  # "off", the torch.compile mode, or "failed, eager: <error>"
 
 
 @dataclass
@@ -125,7 +127,7 @@ def run_settings(
     recipe: str,
 ) -> dict[str, Any]:
     tc = asdict(train_cfg)
-    for key in ("device", "checkpoint_every"):  # where and how often a run saves do not change what it trains
+    for key in EXECUTION_SETTINGS:  # where, how fast and how often it saves do not change what a run trains
         tc.pop(key)
     tc["recipe"] = recipe  # this run's recipe (the study may list several)
     if recipe != "iphbench":

@@ -32,6 +32,7 @@ import torch
 from iphbench._files import atomic_write_json
 from iphbench.config import ModelConfig, PrepConfig, TrainConfig, config_hash
 from iphbench.training import checkpoint as ckpt
+from iphbench.training.compiled import compile_cache, resolve_compile
 from iphbench.training.data import SliceSet, derive_seed, steps_per_epoch
 from iphbench.training.engine import Engine, autocast, resolve_amp, resolve_device
 from iphbench.training.folds import fold_subjects
@@ -51,7 +52,7 @@ from iphbench.training.run_files import (
     write_status,
 )
 from iphbench.training.sampling import BalancedSampler, PatchSource, PermutationSampler, load_run_slices
-from iphbench.training.validation import validate
+from iphbench.training.validation import eval_batch_size, validate
 from iphbench.views import check_view
 
 log = logging.getLogger(__name__)
@@ -169,10 +170,20 @@ def _load_data(
 
 
 def _build_engine(run: _Run) -> Engine:
+    if resolve_compile(run.train_cfg.compile, run.device):
+        # A process trains runs one after another (the in-process executor, a pool worker): forget
+        # the last run's compiled code, guards and CUDA graphs, or dynamo's recompile limit (8 per
+        # function) would send the 9th run eager; the on-disk cache keeps recompiling quick.
+        torch._dynamo.reset()
     torch.manual_seed(derive_seed(run.train_cfg.seed, 0x1417))
     kwargs = ckpt.model_kwargs(run.model_cfg, run.model_name)
     model = ckpt.build_model(run.model_name, run.model_cfg.width, kwargs, pretrained=run.model_cfg.pretrained)
-    return Engine.build(model, run.train_cfg, run.device, run.dtype, run.recipe)
+    engine = Engine.build(model, run.train_cfg, run.device, run.dtype, run.recipe)
+    if engine.compile_mode is not None:
+        log.info(
+            "%s %s fold %d: torch.compile mode %s", run.model_name, run.view, run.fold, engine.compile_mode
+        )
+    return engine
 
 
 def _resume(run: _Run, engine: Engine) -> RunProgress:
@@ -213,7 +224,11 @@ def train_one_epoch(
     seed: int,
     epoch: int,
 ) -> torch.Tensor:
-    """``steps`` optimiser steps in the order fixed by ``(seed, epoch)``; mean loss on the device."""
+    """``steps`` optimiser steps in the order fixed by ``(seed, epoch)``; mean loss on the device.
+
+    Nothing here waits for the GPU (no value is read back to the host): indices are drawn on the
+    device, batches gathered there, the loss summed there (tests/training/test_no_sync.py).
+    """
     engine.model.train()
     order = sampler.indices(epoch, steps)
     b = sampler.batch
@@ -241,7 +256,7 @@ def _loop(
     whether the run stopped early."""
     r = run.recipe
     one_pass = steps_per_epoch(train_data.n, r.batch_size, None)
-    eval_batch = max(r.batch_size, 256)  # validation metrics do not depend on its batch size
+    eval_batch = eval_batch_size(r.batch_size, val_data.n, engine)  # metrics do not depend on it
     finished, stopped_early = _should_stop(
         progress.history, progress.best_epoch, r.epochs, r.early_stopping_patience
     )
@@ -253,10 +268,13 @@ def _loop(
             t0 = time.perf_counter()
             lr = float(engine.optimizer.param_groups[0]["lr"])
             train_loss = float(train_one_epoch(engine, train_data, sampler, steps, run.train_cfg.seed, epoch))
+            t_val = time.perf_counter()  # the float() above waited for the epoch's last step
             metrics = validate(engine, val_data, eval_batch)
+            val_seconds = time.perf_counter() - t_val
             engine.schedule.after_validation(metrics["val_loss"])
             row = {"epoch": epoch, "step": progress.steps + steps, "slices": progress.slices + steps * sampler.batch,
-                   "train_loss": train_loss, **metrics, "lr": lr, "seconds": time.perf_counter() - t0}  # fmt: skip
+                   "train_loss": train_loss, **metrics, "lr": lr, "seconds": time.perf_counter() - t0,
+                   "val_seconds": val_seconds}  # fmt: skip
             progress.history.append({k: row[k] for k in HISTORY_COLUMNS})
             if metrics[r.selection_key] > progress.best_score:
                 progress.best_score, progress.best_epoch = metrics[r.selection_key], epoch
@@ -289,7 +307,9 @@ def _best_payload(run: _Run, engine: Engine, progress: RunProgress) -> dict[str,
     }
 
 
-def _finish(run: _Run, progress: RunProgress, stopped_early: bool, seconds: float) -> RunResult:
+def _finish(
+    run: _Run, progress: RunProgress, stopped_early: bool, seconds: float, engine: Engine
+) -> RunResult:
     result = RunResult(
         model=run.model_name,
         view=run.view,
@@ -309,6 +329,7 @@ def _finish(run: _Run, progress: RunProgress, stopped_early: bool, seconds: floa
         best_score=progress.best_score,
         steps=progress.steps,
         slices=progress.slices,
+        compile=engine.compile_state,
     )
     write_status(run.run_dir, "done", progress, run.recipe.epochs)
     atomic_write_json(run.run_dir / "done.json", asdict(result))
@@ -357,11 +378,12 @@ def train_run(
     source = _open_store(store)
     run = _open_run(source, folds_df, model_name, view, fold, run_dir, model_cfg, train_cfg, recipe)
     train_data, val_data, sampler = _load_data(source, run)
-    engine = _build_engine(run)
-    progress = _resume(run, engine)
-    t0 = time.perf_counter()
-    stopped_early = _loop(run, engine, train_data, val_data, sampler, progress, progress_cb)
-    return _finish(run, progress, stopped_early, time.perf_counter() - t0)
+    with compile_cache(train_cfg.compile_cache if resolve_compile(train_cfg.compile, run.device) else "none"):
+        engine = _build_engine(run)
+        progress = _resume(run, engine)
+        t0 = time.perf_counter()
+        stopped_early = _loop(run, engine, train_data, val_data, sampler, progress, progress_cb)
+    return _finish(run, progress, stopped_early, time.perf_counter() - t0, engine)
 
 
 # -- helpers ----------------------------------------------------------------------------------

@@ -15,39 +15,57 @@ Everything accumulates on the device; the host reads the result once.
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from iphbench.training.data import SliceSet
-from iphbench.training.engine import Engine, autocast
+from iphbench.training.engine import Engine
+from iphbench.training.loss import SoftCounts
+
+#: Largest validation batch on CUDA or when compiled (no gradients are kept, so it can be large).
+EVAL_BATCH = 2048
+#: Validation batch of an eager CPU run (the CPU results stay those of earlier versions).
+CPU_EVAL_BATCH = 256
+
+
+def eval_batch_size(train_batch: int, n: int, engine: Engine) -> int:
+    """Slices per validation batch.
+
+    Eager on the CPU: ``max(train_batch, 256)``, as before. On CUDA or compiled: the power of two
+    at or above ``n``, at most :data:`EVAL_BATCH`, so a whole small validation set is one batch
+    and the compiled graph's few possible shapes are shared by every run of a grid.
+    """
+    if engine.device.type != "cuda" and engine.compile_mode is None:
+        return max(train_batch, CPU_EVAL_BATCH)
+    return max(1, min(EVAL_BATCH, 1 << max(0, n - 1).bit_length()))
 
 
 @torch.no_grad()
 def validate(engine: Engine, data: SliceSet, batch_size: int) -> dict[str, float]:
-    """Validation metrics of ``engine``'s model on ``data`` (see the module docstring)."""
+    """Validation metrics of ``engine``'s model on ``data`` (see the module docstring).
+
+    With a compiled engine every batch has ``batch_size`` slices (the last one padded, its padding
+    weighted 0), so one graph serves the whole validation.
+    """
     engine.model.eval()
-    counts = None
-    n_subjects = int(data.subject.max()) + 1 if data.subject is not None and data.n else 1
-    per_subject = torch.zeros(n_subjects, 3, device=engine.device, dtype=torch.float64)  # tp, fp, fn
+    pad = engine.compile_mode is not None
+    ones = torch.ones(batch_size, device=engine.device) if pad else None
+    soft: Tensor | None = None
+    per_subject = torch.zeros(data.n_subjects, 3, device=engine.device, dtype=torch.float64)  # tp, fp, fn
     for start in range(0, data.n, batch_size):
         stop = min(start + batch_size, data.n)
         x, y = data.chunk(start, stop)
-        with autocast(engine.device, engine.dtype):
-            logits = engine.forward(x)
-        c = engine.loss_fn.counts(logits, y)
-        counts = c if counts is None else counts + c
-        pred = logits.float() > 0.0  # sigmoid(z) > 0.5
-        ref = y.bool()
-        hard = torch.stack(
-            [
-                (pred & ref).flatten(1).sum(1),
-                (pred & ~ref).flatten(1).sum(1),
-                (~pred & ref).flatten(1).sum(1),
-            ],
-            1,
-        ).double()
+        weight = ones
+        if pad and stop - start < batch_size:
+            x, y, weight = _padded(x, y, batch_size)
+        engine.mark_step()
+        s, hard = engine.eval_fn(x, y, weight)
+        soft = s if soft is None else soft + s
         subject = data.subject[start:stop] if data.subject is not None else torch.zeros(stop - start)
-        per_subject.index_add_(0, subject.to(engine.device, torch.long), hard)
-    assert counts is not None
-    loss = engine.loss_fn.from_counts(counts)
+        per_subject.index_add_(
+            0, subject.to(engine.device, torch.long, non_blocking=True), hard[: stop - start].double()
+        )
+    assert soft is not None
+    loss = engine.loss_fn.from_counts(SoftCounts(*soft.unbind()))
     tp, fp, fn = per_subject.sum(0)
     has_lesion = ((per_subject[:, 0] + per_subject[:, 2]) > 0).double()
     dice_s = (
@@ -65,4 +83,20 @@ def validate(engine: Engine, data: SliceSet, batch_size: int) -> dict[str, float
     }
 
 
-__all__ = ["validate"]
+def _padded(x: Tensor, y: Tensor, size: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``x`` and ``y`` padded with zero slices to ``size``, and the weights (1 real, 0 padding)."""
+    n = x.shape[0]
+    extra = (size - n, *x.shape[1:])
+    xp = torch.cat([x, x.new_zeros(extra)]).contiguous(memory_format=_format(x))
+    yp = torch.cat([y, y.new_zeros(extra)])
+    weight = torch.cat([x.new_ones(n, dtype=torch.float32), x.new_zeros(size - n, dtype=torch.float32)])
+    return xp, yp, weight
+
+
+def _format(x: Tensor) -> torch.memory_format:
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return torch.channels_last
+    return torch.contiguous_format
+
+
+__all__ = ["EVAL_BATCH", "eval_batch_size", "validate"]
