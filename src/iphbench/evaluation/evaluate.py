@@ -29,6 +29,7 @@ import pandas as pd
 
 from iphbench._files import atomic_path, atomic_write_json
 from iphbench.config import StudyConfig, config_hash
+from iphbench.styles import parse_style
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
@@ -107,8 +108,13 @@ def evaluate_study(
     from iphbench.training.grid import grid_styles
 
     styles, views = grid_styles(cfg), [v for v in VIEWS if v in cfg.views]
+    # nnU-Net reference styles are scored from the whole-scan predictions their runs saved
+    reference = [s for s in styles if parse_style(s).is_nnunet]
+    styles = [s for s in styles if s not in reference]
     test = folds[folds["role"] == "test"]
     _check_runs(study_dir, styles, views, sorted(test["fold"].unique()))
+    for style in reference:
+        _check_runs(study_dir, [style], [_nnunet_orientation(style)], sorted(test["fold"].unique()))
 
     eval_dir = study_dir / "eval"
     key = _eval_key(study_dir, cfg)
@@ -137,7 +143,7 @@ def evaluate_study(
             with torch.inference_mode():
                 rows = _evaluate_subject(
                     study_dir, cfg, store, subjects_table.loc[subject], subject, int(fold), models, dev,
-                    predict_subject_views,
+                    predict_subject_views, reference,
                 )  # fmt: skip
             frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
             with atomic_path(eval_dir / f"{subject}.csv", suffix=".csv") as tmp:
@@ -154,7 +160,9 @@ def evaluate_study(
     return out
 
 
-def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views):
+def _evaluate_subject(
+    study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views, reference=()
+):
     from iphbench.evaluation.metrics import segmentation_metrics
     from iphbench.inference import fuse_views, threshold
     from iphbench.io import read_mask, read_volume, write_mask_like
@@ -183,8 +191,19 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
         "full": np.asarray(prepared.brain, dtype=bool),
     }
     protocols = [p for p in cfg.eval.protocols if not (p == "paper" and len(lesion_origins) == 0)]
-    orientations = orientations_for(list(models[next(iter(models))]))
+    orientations = orientations_for(list(models[next(iter(models))])) if models else []
     rows: list[list[object]] = []
+
+    def score(pred: np.ndarray, style: str, orientation: str, protocol: str) -> None:
+        m = segmentation_metrics(pred, ref, spacing)
+        rows.append([
+            subject, info["site"], info.get("age"), info.get("sex"), fold, style, orientation, protocol,
+            m.dice, m.iou, m.hd95_mm, m.precision, m.recall, m.ref_ml, m.pred_ml, m.status,
+        ])  # fmt: skip
+        if cfg.eval.save_predictions:
+            out = study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"
+            write_mask_like(pred.astype(np.uint8), like, out)
+
     for style, by_view in models.items():
         probs = predict_subject_views(
             prepared.image, union, size, by_view, dev, batch_size=cfg.eval.batch_size
@@ -198,16 +217,26 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
             region = regions[protocol]
             for orientation in orientations:
                 binary = binaries[orientation] & region
-                pred = restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool)
-                m = segmentation_metrics(pred, ref, spacing)
-                rows.append([
-                    subject, info["site"], info.get("age"), info.get("sex"), fold, style, orientation, protocol,
-                    m.dice, m.iou, m.hd95_mm, m.precision, m.recall, m.ref_ml, m.pred_ml, m.status,
-                ])  # fmt: skip
-                if cfg.eval.save_predictions:
-                    out = study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"
-                    write_mask_like(pred.astype(np.uint8), like, out)
+                score(restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool), style, orientation,
+                      protocol)  # fmt: skip
+    if reference:  # nnU-Net: its whole-scan prediction, kept inside the same region as ours
+        from iphbench.nnunet.run import read_test_prediction
+
+        canonical = {
+            p: restore(regions[p].astype(np.uint8), prepared.meta, order=0).astype(bool) for p in protocols
+        }
+        for style in reference:
+            orientation = _nnunet_orientation(style)
+            whole = read_test_prediction(run_dir(study_dir, style, orientation, fold), subject, ref_vol)
+            for protocol in protocols:
+                score(whole & canonical[protocol], style, orientation, protocol)
     return rows
+
+
+def _nnunet_orientation(style: str) -> str:
+    from iphbench.nnunet import orientation_of
+
+    return orientation_of(style)
 
 
 def _region_of(origins: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:
