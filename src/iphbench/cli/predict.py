@@ -9,7 +9,10 @@ import typer
 
 from iphbench.cli._app import app, console, fail
 
-MODEL_HELP = "Style: unet, attention_unet, fpn or transunet. Default: the best 2.5D style in the study's metrics.csv, else fpn."
+MODEL_HELP = (
+    "Style: unet, attention_unet, fpn, transunet, or an nnU-Net style the study trained (nnunet_3d_fullres, "
+    "nnunet_2d). Default: the best 2.5D style in the study's metrics.csv, else fpn."
+)
 
 
 @app.command("predict")
@@ -19,7 +22,7 @@ def predict_cmd(
     output: Path = typer.Option(
         ..., "--output", "-o", help="Where to write the mask (.nii.gz, .nii, .nrrd, .mha)."
     ),
-    model: str | None = typer.Option(None, "--model", "-m", help=MODEL_HELP),
+    model: str | None = typer.Option(None, "--model", "--style", "-m", help=MODEL_HELP),
     views: str = typer.Option(
         "2.5D", "--views", help="2.5D (mean of the three views) or one of 2DAxi, 2DCor, 2DSag."
     ),

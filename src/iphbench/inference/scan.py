@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 
 from iphbench.config import MODEL_NAMES, StudyConfig
+from iphbench.styles import NNUNET_STYLES
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,10 @@ def predict_scan(
     study_dir = Path(study_dir)
     cfg = StudyConfig.load(study_dir / "config.yaml")
     style = style or best_style(study_dir) or default_style(study_dir, cfg)
+    if style in NNUNET_STYLES:  # a reference style predicts the whole scan itself (iphbench.nnunet.predict)
+        from iphbench.nnunet.predict import predict_scan_nnunet
+
+        return predict_scan_nnunet(image, study_dir, style, orientation, device, on_step)  # type: ignore[no-any-return]
     if style not in MODEL_NAMES:
         raise ValueError(f"unknown model {style!r}; valid models are {', '.join(MODEL_NAMES)}")
     orientation, views = parse_orientation(orientation)
