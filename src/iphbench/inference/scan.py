@@ -119,7 +119,7 @@ def predict_scan(
     if style in NNUNET_STYLES:  # a reference style predicts the whole scan itself (iphbench.nnunet.predict)
         from iphbench.nnunet.predict import predict_scan_nnunet
 
-        return predict_scan_nnunet(image, study_dir, style, orientation, device, on_step)  # type: ignore[no-any-return]
+        return predict_scan_nnunet(image, study_dir, style, orientation, device, on_step)
     if style not in MODEL_NAMES:
         raise ValueError(f"unknown model {style!r}; valid models are {', '.join(MODEL_NAMES)}")
     orientation, views = parse_orientation(orientation)

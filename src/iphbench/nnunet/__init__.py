@@ -59,7 +59,7 @@ def require_nnunet(what: str = "nnU-Net styles") -> str:
         raise NnunetUnavailableError(
             f"{what} need nnunetv2, the optional extra iphbench[nnunet], which is not installed: {INSTALL_HINT}"
         ) from None
-    return nnunet_version()
+    return nnunet_version() or "unknown"
 
 
 def nnunet_version() -> str | None:

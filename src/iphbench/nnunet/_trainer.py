@@ -29,7 +29,7 @@ from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from iphbench._files import atomic_write_json
 
 
-class IphbenchTrainer(nnUNetTrainer):  # type: ignore[misc]
+class IphbenchTrainer(nnUNetTrainer):
     """``nnUNetTrainer`` reporting to the study's run folder; see the module docstring."""
 
     status_path: Path | None = None
@@ -87,7 +87,7 @@ def build_trainer(
 
 def trained_weights(trainer: IphbenchTrainer) -> dict[str, torch.Tensor]:
     """The trained network's weights on the CPU (without a torch.compile wrapper)."""
-    net = trainer.network
+    net: Any = trainer.network
     net = getattr(net, "_orig_mod", net)
     return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
 
