@@ -87,7 +87,7 @@ def nnunet_environment(
         with contextlib.ExitStack() as stack:
             if log_path is not None:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
-                log = stack.enter_context(open(log_path, "a", encoding="utf-8"))
+                log = stack.enter_context(open(log_path, "a", encoding="utf-8", buffering=1))  # live
                 stack.enter_context(contextlib.redirect_stdout(log))
             yield where
     finally:
