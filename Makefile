@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml constraints/nnunet.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q torch
-	$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-pin.txt
+	$(PY) -c "from importlib.metadata import version; print('torch==' + version('torch'))" > $(VENV)/torch-pin.txt
 	$(PY) -m pip install -q -e '.[test,ray,dicom,nnunet]' -c constraints/nnunet.txt -c $(VENV)/torch-pin.txt
 	touch $(STAMP)
 
