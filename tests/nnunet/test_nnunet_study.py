@@ -87,6 +87,12 @@ def test_runs_follow_the_run_folder_contract(study: dict[str, Any]) -> None:
             assert not (nnunet_fold / "checkpoint_best.pth").exists()  # never chosen on the test subjects
     # nnU-Net's folders are the study's, whatever the environment says
     assert (out / "nnunet" / "raw" / "Dataset501_iphbench" / "imagesTr").is_dir()
+    import os
+
+    import matplotlib
+
+    assert not any(k.startswith("nnUNet_") for k in os.environ)  # nothing left behind in this process
+    assert matplotlib.rcParams["font.size"] == matplotlib.rcParamsDefault["font.size"]  # nnU-Net's plot style
 
 
 def test_nnunet_split_file_holds_out_exactly_the_test_subjects_of_folds_csv(study: dict[str, Any]) -> None:

@@ -8,8 +8,9 @@ and restores the previous values afterwards. Processes nnU-Net starts inside the
 (preprocessing pools, data-augmentation workers) inherit them; a Ray task or a spawned
 worker runs the step in its own process and sets them there the same way.
 
-nnU-Net also sets torch's thread count while planning and prints its progress; both are
-contained here (threads restored, prints sent to a log file).
+nnU-Net also sets torch's thread count while planning, restyles matplotlib when it plots its
+progress, and prints; all three are contained here (threads and matplotlib settings restored,
+prints sent to a log file).
 """
 
 from __future__ import annotations
@@ -68,6 +69,7 @@ def nnunet_environment(
             nnU-Net's default.
         log_path: append nnU-Net's printed output to this file instead of the console.
     """
+    import matplotlib
     import torch
 
     where = folders(study_dir)
@@ -85,6 +87,9 @@ def nnunet_environment(
     os.environ.update(values)
     try:
         with contextlib.ExitStack() as stack:
+            # nnU-Net's progress plot restyles matplotlib for the whole process (seaborn, font_scale 2.5):
+            # keep that out of the report's figures when both run in one process
+            stack.enter_context(matplotlib.rc_context())
             if log_path is not None:
                 log_path.parent.mkdir(parents=True, exist_ok=True)
                 log = stack.enter_context(open(log_path, "a", encoding="utf-8", buffering=1))  # live
