@@ -52,12 +52,19 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     cfg = StudyConfig.from_dict(study_dict(cohort, out, STYLES, seed, nnunet=SETTINGS))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    env = _nnunet_env()
     try:
         result = run_study(cfg, executor="local", devices=["cpu"])
     finally:
         torch.set_num_threads(threads)
     assert result.ok, result.failed
-    return {"out": out, "cohort": cohort, "config": cfg, "result": result}
+    return {"out": out, "cohort": cohort, "config": cfg, "result": result, "env": env}
+
+
+def _nnunet_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k.startswith("nnUNet_")}
 
 
 def _test_subjects(out: Path, fold: int) -> list[str]:
@@ -87,11 +94,9 @@ def test_runs_follow_the_run_folder_contract(study: dict[str, Any]) -> None:
             assert not (nnunet_fold / "checkpoint_best.pth").exists()  # never chosen on the test subjects
     # nnU-Net's folders are the study's, whatever the environment says
     assert (out / "nnunet" / "raw" / "Dataset501_iphbench" / "imagesTr").is_dir()
-    import os
-
     import matplotlib
 
-    assert not any(k.startswith("nnUNet_") for k in os.environ)  # nothing left behind in this process
+    assert _nnunet_env() == study["env"]  # nothing left behind in this process
     assert matplotlib.rcParams["font.size"] == matplotlib.rcParamsDefault["font.size"]  # nnU-Net's plot style
 
 
