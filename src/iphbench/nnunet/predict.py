@@ -154,7 +154,10 @@ def predict_scan_nnunet(
     mask = (mask.astype(bool) & brain).astype(np.uint8)
     prob = np.where(brain, prob, 0.0).astype(np.float32)
     volume_ml = float(mask.sum()) * float(np.prod(image.spacing)) / 1000.0
-    return ScanPrediction(mask, prob, volume_ml, style, own, model.n_folds, seconds)
+    return ScanPrediction(
+        mask=mask, probability=prob, volume_ml=volume_ml, style=style, orientation=own, n_models=model.n_folds,
+        seconds=seconds,
+    )  # fmt: skip
 
 
 __all__ = [
