@@ -1,6 +1,7 @@
 # Two entry points for a fresh machine: `make demo` and `make test`.
 # Both create .venv, install iphbench with torch (CPU build from local disk here;
-# a CUDA machine can install its own torch first) and then run.
+# a CUDA machine can install its own torch first) and then run. The nnunet extra is installed with
+# the torch just installed pinned (.venv/torch-pin.txt), else pip would replace it (constraints/nnunet.txt).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,11 +10,12 @@ DEMO_OUT ?= demo_out
 
 .PHONY: install test test-fast demo lint typecheck bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints/nnunet.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q torch
-	$(PY) -m pip install -q -e '.[test,ray,dicom]'
+	$(PY) -c "from importlib.metadata import version; print('torch==' + version('torch'))" > $(VENV)/torch-pin.txt
+	$(PY) -m pip install -q -e '.[test,ray,dicom,nnunet]' -c constraints/nnunet.txt -c $(VENV)/torch-pin.txt
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -160,6 +160,25 @@ class EvalConfig:
 
 
 @dataclass
+class NnunetConfig:
+    """nnU-Net v2 reference styles (``nnunet_2d``, ``nnunet_3d_fullres`` in ``models.names``; docs/nnunet.md).
+
+    ``None`` keeps nnU-Net's own default; everything else about the networks, patches, spacing,
+    normalisation and augmentation is planned by nnU-Net itself from the exported scans.
+    """
+
+    epochs: int | None = None  # training epochs of each fold; None = nnU-Net's default (1000)
+    iterations_per_epoch: int | None = None  # training iterations per epoch; None = nnU-Net's default (250)
+    val_iterations_per_epoch: int | None = (
+        None  # pseudo-Dice batches per epoch (a log only); None = default (50)
+    )
+    train_on_val: bool = True  # train on folds.csv's train and val subjects (nnU-Net selects no checkpoint)
+    test_time_mirroring: bool = True  # average predictions over mirrored inputs, as nnU-Net does by default
+    preprocessing_workers: int = 2  # processes of nnU-Net's fingerprint extraction and preprocessing
+    augmentation_workers: int | None = None  # data-augmentation processes; None = nnU-Net's default, 0 = none
+
+
+@dataclass
 class StudyConfig:
     """A whole study: cohort, preprocessing, grid, training, evaluation and output folder."""
 
@@ -172,6 +191,7 @@ class StudyConfig:
     folds: FoldsConfig = field(default_factory=FoldsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    nnunet: NnunetConfig = field(default_factory=NnunetConfig)  # settings of the nnU-Net reference styles
 
     def __post_init__(self) -> None:
         bad_views = [v for v in self.views if v not in VIEW_NAMES]
@@ -200,6 +220,7 @@ class StudyConfig:
         _check_compile(self.train)
         if self.train.checkpoint_every < 1:
             raise ConfigError(f"train.checkpoint_every must be at least 1, got {self.train.checkpoint_every}")
+        _check_nnunet(self.nnunet)
         if self.folds.scheme not in ("kfold", "loso"):
             raise ConfigError(f"folds.scheme must be 'kfold' or 'loso', got {self.folds.scheme!r}")
         bad_protocols = [p for p in self.eval.protocols if p not in ("paper", "full")]
@@ -290,6 +311,19 @@ def _check_iphbench_recipe(r: IphbenchRecipe) -> None:
     m = r.min_component_ml
     if (isinstance(m, str) and m != "auto") or (isinstance(m, float) and m < 0):
         raise ConfigError(f"{where}.min_component_ml must be 'auto' or a volume in mL >= 0, got {m!r}")
+
+
+def _check_nnunet(n: NnunetConfig) -> None:
+    for name in ("epochs", "iterations_per_epoch", "val_iterations_per_epoch"):
+        value = getattr(n, name)
+        if value is not None and value < 1:
+            raise ConfigError(
+                f"nnunet.{name} must be at least 1 (or absent for nnU-Net's default), got {value}"
+            )
+    if n.preprocessing_workers < 1:
+        raise ConfigError(f"nnunet.preprocessing_workers must be at least 1, got {n.preprocessing_workers}")
+    if n.augmentation_workers is not None and n.augmentation_workers < 0:
+        raise ConfigError(f"nnunet.augmentation_workers must be >= 0, got {n.augmentation_workers}")
 
 
 def load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:

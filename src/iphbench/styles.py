@@ -28,6 +28,9 @@ from dataclasses import dataclass
 ARCHITECTURES: tuple[str, ...] = ("unet", "attention_unet", "fpn", "transunet")
 #: nnU-Net v2 configurations accepted as reference styles in ``models.names``.
 NNUNET_STYLES: tuple[str, ...] = ("nnunet_2d", "nnunet_3d_fullres")
+#: The one orientation of each nnU-Net style's rows in metrics.csv: it predicts the volume itself
+#: (3D network, or 2D network slice by slice), not per view and fused.
+NNUNET_ORIENTATIONS: dict[str, str] = {"nnunet_2d": "2D", "nnunet_3d_fullres": "3D"}
 #: Training recipes of the four architectures (``train.recipe``).
 RECIPES: tuple[str, ...] = ("paper", "iphbench")
 #: Separates an architecture from a non-paper recipe in a style name.
@@ -126,6 +129,7 @@ def study_styles(
 __all__ = [
     "ARCHITECTURES",
     "ARCH_LABELS",
+    "NNUNET_ORIENTATIONS",
     "NNUNET_STYLES",
     "RECIPES",
     "RECIPE_SEPARATOR",

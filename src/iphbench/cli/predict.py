@@ -19,7 +19,7 @@ import typer
 from iphbench.cli._app import app, console, fail
 
 STYLE_HELP = (
-    "Style: a folder of finished runs under <study>/runs/ (e.g. fpn, unet+iphbench). Default: the best mean "
+    "Style: a folder of finished runs under <study>/runs/ (e.g. fpn, unet+iphbench, nnunet_3d_fullres). Default: the best mean "
     "2.5D Dice under the full protocol in the study's metrics.csv (paper if full was not scored), else fpn."
 )
 MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")

@@ -23,9 +23,12 @@ def train_cmd(
         "--style",
         "--model",
         "-m",
-        help=f"Style: an architecture ({', '.join(MODEL_NAMES)}; the paper recipe) or ARCH+iphbench.",
+        help=f"Style: an architecture ({', '.join(MODEL_NAMES)}; the paper recipe), ARCH+iphbench, or "
+        "nnunet_3d_fullres / nnunet_2d.",
     ),
-    view: str = typer.Option(..., "--view", help=f"View: {', '.join(VIEW_NAMES)}."),
+    view: str = typer.Option(
+        ..., "--view", help=f"View: {', '.join(VIEW_NAMES)}; 3D or 2D for an nnU-Net style."
+    ),
     fold: int = typer.Option(..., "--fold", "-k", help="Fold index (0-based)."),
     device: str | None = typer.Option(None, "--device", help="Override train.device (cpu, cuda, cuda:1)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress table."),
@@ -55,6 +58,9 @@ def train_cmd(
         raise fail(
             f"run {model}/{view}/fold{fold} failed: {outcome.get('error')} (see {run_dir / 'error.txt'})"
         )
+    if outcome.get("best_val_iou") is None:  # an nnU-Net style: no validation-selected checkpoint
+        console.print(f"run {model}/{view}/fold{fold} done: {outcome['epochs_run']} epoch(s) → {run_dir}")
+        return
     console.print(
         f"run {model}/{view}/fold{fold} done: best validation IoU {outcome['best_val_iou']:.4f} "
         f"at epoch {outcome['best_epoch']} of {outcome['epochs_run']} → {run_dir}"

@@ -30,6 +30,7 @@ import pandas as pd
 from iphbench._files import atomic_path, atomic_write_json
 from iphbench.config import StudyConfig, config_hash
 from iphbench.evaluation.postprocess import PostprocessTable, postprocess_volumes, remove_small_components
+from iphbench.styles import parse_style
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
@@ -108,8 +109,13 @@ def evaluate_study(
     from iphbench.training.grid import grid_styles
 
     styles, views = grid_styles(cfg), [v for v in VIEWS if v in cfg.views]
+    # nnU-Net reference styles are scored from the whole-scan predictions their runs saved
+    reference = [s for s in styles if parse_style(s).is_nnunet]
+    styles = [s for s in styles if s not in reference]
     test = folds[folds["role"] == "test"]
     _check_runs(study_dir, styles, views, sorted(test["fold"].unique()))
+    for style in reference:
+        _check_runs(study_dir, [style], [_nnunet_orientation(style)], sorted(test["fold"].unique()))
 
     eval_dir = study_dir / "eval"
     key = _eval_key(study_dir, cfg)
@@ -141,7 +147,7 @@ def evaluate_study(
             with torch.inference_mode():
                 rows = _evaluate_subject(
                     study_dir, cfg, store, subjects_table.loc[subject], subject, int(fold), models, dev,
-                    predict_subject_views, min_ml,
+                    predict_subject_views, min_ml, reference,
                 )  # fmt: skip
             frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
             with atomic_path(eval_dir / f"{subject}.csv", suffix=".csv") as tmp:
@@ -158,7 +164,9 @@ def evaluate_study(
     return out
 
 
-def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views, min_ml):
+def _evaluate_subject(
+    study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views, min_ml, reference=()
+):
     from iphbench.evaluation.metrics import segmentation_metrics
     from iphbench.inference import fuse_views, threshold
     from iphbench.io import read_mask, read_volume, write_mask_like
@@ -187,9 +195,20 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
         "full": np.asarray(prepared.brain, dtype=bool),
     }
     protocols = [p for p in cfg.eval.protocols if not (p == "paper" and len(lesion_origins) == 0)]
-    orientations = orientations_for(list(models[next(iter(models))]))
+    orientations = orientations_for(list(models[next(iter(models))])) if models else []
     voxel_ml = float(np.prod(prepared.meta.spacing)) / 1000.0
     rows: list[list[object]] = []
+
+    def score(pred: np.ndarray, style: str, orientation: str, protocol: str) -> None:
+        m = segmentation_metrics(pred, ref, spacing)
+        rows.append([
+            subject, info["site"], info.get("age"), info.get("sex"), fold, style, orientation, protocol,
+            m.dice, m.iou, m.hd95_mm, m.precision, m.recall, m.ref_ml, m.pred_ml, m.status,
+        ])  # fmt: skip
+        if cfg.eval.save_predictions:
+            out = study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"
+            write_mask_like(pred.astype(np.uint8), like, out)
+
     for style, by_view in models.items():
         probs = predict_subject_views(
             prepared.image, union, size, by_view, dev, batch_size=cfg.eval.batch_size
@@ -205,16 +224,26 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
                 binary = remove_small_components(
                     binaries[orientation] & region, voxel_ml, min_ml.get(style, 0.0)
                 )
-                pred = restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool)
-                m = segmentation_metrics(pred, ref, spacing)
-                rows.append([
-                    subject, info["site"], info.get("age"), info.get("sex"), fold, style, orientation, protocol,
-                    m.dice, m.iou, m.hd95_mm, m.precision, m.recall, m.ref_ml, m.pred_ml, m.status,
-                ])  # fmt: skip
-                if cfg.eval.save_predictions:
-                    out = study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"
-                    write_mask_like(pred.astype(np.uint8), like, out)
+                score(restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool), style, orientation,
+                      protocol)  # fmt: skip
+    if reference:  # nnU-Net: its whole-scan prediction, kept inside the same region as ours
+        from iphbench.nnunet.run import read_test_prediction
+
+        canonical = {
+            p: restore(regions[p].astype(np.uint8), prepared.meta, order=0).astype(bool) for p in protocols
+        }
+        for style in reference:
+            orientation = _nnunet_orientation(style)
+            whole = read_test_prediction(run_dir(study_dir, style, orientation, fold), subject, ref_vol)
+            for protocol in protocols:
+                score(whole & canonical[protocol], style, orientation, protocol)
     return rows
+
+
+def _nnunet_orientation(style: str) -> str:
+    from iphbench.nnunet import orientation_of
+
+    return orientation_of(style)
 
 
 def _region_of(origins: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarray:

@@ -14,12 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
 from iphbench.config import StudyConfig
+from iphbench.styles import parse_style
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
@@ -223,7 +225,6 @@ class ScanPredictor:
 
         self.study_dir = Path(study_dir)
         self.cfg = StudyConfig.load(self.study_dir / "config.yaml")
-        self.orientation, self.views = parse_orientation(orientation)
         self.choice = (
             StyleChoice(style, "chosen by the caller")
             if models is not None and style is not None
@@ -231,7 +232,25 @@ class ScanPredictor:
         )
         self.device = resolve_device(device)
         t0 = time.perf_counter()
-        self.models = models or load_style_models(self.study_dir, self.choice.style, self.views, self.device)
+        self.nnunet: Any = None
+        if parse_style(self.choice.style).is_nnunet:  # a reference style predicts the whole scan itself
+            from iphbench.nnunet.predict import finished_folds, load_nnunet, orientation_of
+
+            own = orientation_of(self.choice.style)
+            if orientation not in (FUSED, own):
+                raise ValueError(f"{self.choice.style} predicts the volume as {own}; choose --views {own}")
+            self.orientation, self.views = own, list[str]()
+            self.nnunet = load_nnunet(
+                finished_folds(self.study_dir, self.choice.style),
+                self.device,
+                self.cfg.nnunet.test_time_mirroring,
+            )
+            self.models = {}
+        else:
+            self.orientation, self.views = parse_orientation(orientation)
+            self.models = models or load_style_models(
+                self.study_dir, self.choice.style, self.views, self.device
+            )
         self.load_seconds = time.perf_counter() - t0
         self.min_component_ml = min_component_ml(self.study_dir, self.cfg, self.choice.style)
 
@@ -241,6 +260,8 @@ class ScanPredictor:
 
     @property
     def n_models(self) -> int:
+        if self.nnunet is not None:
+            return int(self.nnunet.n_folds)
         return sum(len(v) for v in self.models.values())
 
     def __call__(self, image: object, on_step: Callable[[str], None] | None = None) -> ScanPrediction:
@@ -249,6 +270,12 @@ class ScanPredictor:
         from iphbench.preprocessing import prepare_volume, restore
         from iphbench.preprocessing.patching import extract_patches, scatter_patches, select_patches
 
+        if self.nnunet is not None:
+            from iphbench.nnunet.predict import predict_scan_nnunet
+
+            return predict_scan_nnunet(
+                image, self.study_dir, self.style, self.orientation, self.device, on_step, model=self.nnunet
+            )
         cfg, dev, views, orientation = self.cfg, self.device, self.views, self.orientation
         seconds: dict[str, float] = {"load_models": self.load_seconds}
         step = on_step or (lambda _name: None)

@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from iphbench.stats.agreement import volume_agreement
-from iphbench.stats.metrics_table import display_name, ordered_styles
+from iphbench.stats.metrics_table import at_orientation, display_name, ordered_styles
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ LOG_RATIO_LIMIT = 2.0  # colour scale saturates at 4× over- or under-estimation
 
 
 def _rows(df: pd.DataFrame, orientation: str, protocol: str) -> pd.DataFrame:
-    sub = df[(df["orientation"] == orientation) & (df["protocol"] == protocol) & (df["ref_ml"] > 0)]
+    sub = df[at_orientation(df, orientation) & (df["protocol"] == protocol) & (df["ref_ml"] > 0)]
     if sub.empty:
         raise ValueError(
             f"no subjects with a hemorrhage for protocol {protocol!r}, orientation {orientation!r}"

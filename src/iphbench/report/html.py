@@ -266,6 +266,11 @@ def write_report(
     for w in not_converged:
         h.append(f'<p class="note"><strong>Not converged.</strong> {html.escape(w)}</p>')
     h.append(_key_results(df, stats, orientation))
+    from iphbench.nnunet.summary import describe_references
+
+    if refs := describe_references(study, df):  # nnU-Net reference styles: version and settings
+        items = "".join(f"<li>{html.escape(t)}</li>" for t in refs)
+        h.append(f'<div class="note"><strong>nnU-Net reference styles</strong><ul>{items}</ul></div>')
     h.append("<h2>1. Cohort</h2>")
     h.append(cohort_table(subject_table(df)).to_html())
     for k, ps in enumerate(stats, start=2):

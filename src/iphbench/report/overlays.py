@@ -32,7 +32,8 @@ from iphbench.stats.metrics_table import display_name, ordered_styles
 
 log = logging.getLogger(__name__)
 
-ROW_PLANE = {"2DAxi": 2, "2DCor": 1, "2DSag": 0, "2.5D": 2}  # canonical axis cut by each row
+# canonical axis cut by each row; nnU-Net's whole-volume 3D / 2D predictions are shown axially like 2.5D
+ROW_PLANE = {"2DAxi": 2, "2DCor": 1, "2DSag": 0, "2.5D": 2, "3D": 2, "2D": 2}
 PLANE_NAME = {2: "axial", 1: "coronal", 0: "sagittal"}
 TP, FP, FN = (0.0, 0.78, 0.33), (0.9, 0.1, 0.1), (0.1, 0.45, 1.0)
 REF_CONTOUR = "#ffd600"

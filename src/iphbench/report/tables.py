@@ -23,6 +23,7 @@ from iphbench.stats.metrics_table import (
     ordered_orientations,
     ordered_protocols,
     ordered_styles,
+    reference_note,
     select_rows,
     subject_table,
 )
@@ -85,6 +86,9 @@ class MetricTable:
             text += (
                 f" {self.n_hemorrhage_free} subject-rows of hemorrhage-free subjects are reported separately."
             )
+        note = reference_note(self.styles)
+        if note:
+            text += f" Reference rows: {note}; they are scored on the same subjects, folds and protocol."
         return text
 
     def cell(self, orientation: str, style: str) -> str:
@@ -170,7 +174,7 @@ def metric_table(df: pd.DataFrame, metric: str, protocol: str, digits: int = 3) 
     sd, n = mean.copy(), pd.DataFrame(0, index=orients, columns=styles)
     n_nan = n_free = 0
     for o in orients:
-        sel = select_rows(sub, metric, o, protocol, covariates=False)
+        sel = select_rows(sub, metric, o, protocol, covariates=False, references=False)
         n_nan += sel.n_nan
         n_free += sel.n_hemorrhage_free
         for s, g in sel.rows.groupby("style"):

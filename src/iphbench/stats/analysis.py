@@ -25,11 +25,14 @@ from iphbench.stats.comparison import (
 from iphbench.stats.metrics_table import (
     METRIC_LABELS,
     MetricsTableError,
+    at_orientation,
     display_name,
     ordered_styles,
+    reference_note,
     select_rows,
 )
 from iphbench.stats.regression import MixedResult, OLSResult, fit_mixed, fit_ols
+from iphbench.views import FUSED
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +102,7 @@ def run_stats(
     Raises:
         MetricsTableError: no rows for this orientation and protocol.
     """
-    sel_all = df[(df["orientation"] == orientation) & (df["protocol"] == protocol)]
+    sel_all = df[at_orientation(df, orientation) & (df["protocol"] == protocol)]
     if sel_all.empty:
         have = sorted(set(zip(df["protocol"], df["orientation"], strict=True)))
         raise MetricsTableError(
@@ -107,7 +110,7 @@ def run_stats(
         )
     styles = ordered_styles(sel_all["style"].unique())
     positive = sel_all[sel_all["ref_ml"] > 0]
-    notes: list[str] = []
+    notes: list[str] = [n] if (n := reference_note(styles)) and orientation == FUSED else []
     n_sites = int(positive["site"].nunique())
     if n_sites == 1:
         notes.append("the cohort has a single site: the site term and the mixed model are left out")

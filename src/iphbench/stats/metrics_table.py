@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from iphbench.styles import ARCH_LABELS, ordered_style_names, style_label
-from iphbench.views import ORIENTATIONS
+from iphbench.styles import ARCH_LABELS, NNUNET_ORIENTATIONS, ordered_style_names, style_label
+from iphbench.views import FUSED, ORIENTATIONS
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,25 @@ def ordered_orientations(orientations: object) -> list[str]:
     present = {str(o) for o in orientations}  # type: ignore[attr-defined]
     known = [o for o in ORIENTATIONS if o in present]
     return known + sorted(present - set(known))
+
+
+def at_orientation(df: pd.DataFrame, orientation: str) -> pd.Series:
+    """Rows analysed at ``orientation``: its own rows and, at the 2.5D headline, each nnU-Net reference style
+    at the one orientation it predicts in (``3D`` or ``2D``), so that statistics and figures compare it with
+    the fused 2D models on the same subjects (docs/nnunet.md)."""
+    mask = df["orientation"] == orientation
+    if orientation == FUSED:
+        mask |= df["orientation"] == df["style"].map(NNUNET_ORIENTATIONS)
+    return mask
+
+
+def reference_note(styles: object) -> str:
+    """A sentence naming the nnU-Net styles among ``styles`` and the orientation they enter with, or ``""``."""
+    ref = [s for s in ordered_style_names(styles) if s in NNUNET_ORIENTATIONS]  # type: ignore[arg-type]
+    if not ref:
+        return ""
+    shown = ", ".join(f"{style_label(s)} ({NNUNET_ORIENTATIONS[s]})" for s in ref)
+    return f"nnU-Net reference styles enter with the orientation they predict in: {shown}"
 
 
 def ordered_protocols(protocols: object) -> list[str]:
@@ -129,6 +148,7 @@ def select_rows(
     protocol: str,
     styles: list[str] | None = None,
     covariates: bool = True,
+    references: bool = True,
 ) -> Selection:
     """Pick the subject-level rows of one metric for one orientation and protocol.
 
@@ -144,10 +164,13 @@ def select_rows(
         protocol: ``paper`` or ``full``.
         styles: restrict to these styles; None = all.
         covariates: also drop rows lacking age or sex (needed by the regression models).
+        references: at 2.5D, include nnU-Net reference styles at their own orientation (:func:`at_orientation`);
+            False keeps the rows labelled ``orientation`` only (the tables' rows).
     """
     if metric not in df.columns:
         raise MetricsTableError(f"metrics.csv has no column {metric!r}; columns are {list(df.columns)}")
-    sub = df[(df["orientation"] == orientation) & (df["protocol"] == protocol)]
+    at = at_orientation(df, orientation) if references else df["orientation"] == orientation
+    sub = df[at & (df["protocol"] == protocol)]
     if styles is not None:
         sub = sub[sub["style"].isin(styles)]
     free = sub["ref_ml"] <= 0

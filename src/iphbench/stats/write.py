@@ -134,7 +134,8 @@ def _md(df: pd.DataFrame) -> str:
     for col in shown.columns:
         if shown[col].dtype.kind == "f":
             shown[col] = shown[col].map(lambda v: "n/a" if pd.isna(v) else f"{v:.4g}")
-    shown = shown.astype(str)
+    # pandas 3 keeps None / NaN as missing through astype(str): write them as n/a, as the floats above
+    shown = shown.astype(object).where(shown.notna(), "n/a").astype(str)
     lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False, name=None)]
     return "\n".join(lines) + "\n"

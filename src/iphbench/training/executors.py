@@ -88,6 +88,12 @@ def execute_run(spec: Job) -> Outcome:
         "started": time.time(),
     }
     try:
+        if style.is_nnunet:  # nnU-Net's own trainer, same run folder contract (iphbench.nnunet.run)
+            from iphbench.nnunet.run import run_nnunet_fold
+
+            done = run_nnunet_fold(cfg, spec["style"], spec["fold"], run_dir, train_cfg.device)
+            return {**base, "status": "done", "error": None, "best_val_iou": None, "best_epoch": None,
+                    "epochs_run": done["epochs_run"], "seconds": time.perf_counter() - t0}  # fmt: skip
         folds = read_folds(Path(cfg.out) / "folds.csv")
         result = train_run(
             Path(cfg.out) / "prep",

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,11 @@ def study_hash(config: StudyConfig) -> str:
     data.pop("out", None)
     for key in EXECUTION_SETTINGS:  # where and how fast runs train does not change what they train
         data["train"].pop(key, None)
+    if any(parse_style(n).is_nnunet for n in config.models.names):
+        for key in ("preprocessing_workers", "augmentation_workers"):  # how many processes, not what
+            data["nnunet"].pop(key, None)
+    else:  # a study without nnU-Net styles keeps the hash it had before the nnunet block existed
+        data.pop("nnunet", None)
     return config_hash(data)
 
 
@@ -190,24 +196,68 @@ def plan_runs(
     paper-recipe style); the study's styles are :func:`grid_styles`.
     """
     all_styles = grid_styles(config)
+    own_views = {s: _run_views(s, config.views) for s in all_styles}  # nnU-Net: its one 3D/2D "view"
     for name, chosen, allowed in (
         ("style", styles, all_styles),
-        ("view", views, config.views),
+        ("view", views, list(dict.fromkeys(v for vs in own_views.values() for v in vs))),
         ("fold", folds, list(range(n_fold))),
     ):
         bad = [c for c in (chosen or []) if c not in allowed]
         if bad:
             raise StudyError(f"{name}(s) {bad} are not in this study; it has {list(allowed)}")
     chosen_styles = [s for s in all_styles if s in styles] if styles else all_styles
-    nnunet = [s for s in chosen_styles if parse_style(s).is_nnunet]
-    if nnunet:
-        raise StudyError(f"nnU-Net styles {nnunet} cannot be trained by this version yet")
-    return [
+    runs = [
         RunSpec(m, v, k)
         for m in chosen_styles
-        for v in (views or config.views)
+        for v in own_views[m]
+        if not views or v in views
         for k in (folds if folds is not None else range(n_fold))
     ]
+    if any(parse_style(r.style).is_nnunet for r in runs):
+        from iphbench.nnunet import NnunetUnavailableError, require_nnunet
+
+        try:
+            require_nnunet()
+        except NnunetUnavailableError as exc:
+            raise StudyError(str(exc)) from None
+    return runs
+
+
+def _prepare_nnunet(
+    config: StudyConfig, store: Any, folds: pd.DataFrame, todo: list[RunSpec]
+) -> dict[RunSpec, Outcome]:
+    """nnU-Net's export, plans, preprocessing and split, once, before its folds run in parallel.
+
+    Returns the nnU-Net runs that cannot start because this failed, as failed outcomes (their
+    ``error.txt`` holds the traceback); the study's other runs go on.
+    """
+    runs = [r for r in todo if parse_style(r.style).is_nnunet]
+    if not runs:
+        return {}
+    from iphbench.nnunet.prepare import prepare_nnunet
+
+    try:
+        prepare_nnunet(config, store.subjects_table, folds, list(dict.fromkeys(r.style for r in runs)))
+    except Exception as exc:
+        text = traceback.format_exc()
+        log.error("nnU-Net could not be prepared (%s); its %d run(s) are not trained", exc, len(runs))
+        failed = {}
+        for r in runs:
+            r.run_dir(config.out).mkdir(parents=True, exist_ok=True)
+            (r.run_dir(config.out) / "error.txt").write_text(text, encoding="utf-8")
+            failed[r] = {"style": r.style, "view": r.view, "fold": r.fold, "status": "failed",
+                         "error": f"nnU-Net preparation failed: {type(exc).__name__}: {exc}"}  # fmt: skip
+        return failed
+    return {}
+
+
+def _run_views(style: str, views: Sequence[str]) -> list[str]:
+    """The ``view`` folders of a style's runs: the study's views, or an nnU-Net style's 3D / 2D."""
+    if parse_style(style).is_nnunet:
+        from iphbench.nnunet import orientation_of
+
+        return [orientation_of(style)]
+    return list(views)
 
 
 def run_study(
@@ -242,10 +292,12 @@ def run_study(
     if runs_per_device < 1:
         raise StudyError(f"runs_per_device must be at least 1, got {runs_per_device}")
     out = open_study(config)
-    _, folds_df = prepare_study(config, progress=progress)
+    store, folds_df = prepare_study(config, progress=progress)
     grid = plan_runs(config, n_folds(folds_df), styles, views, folds)
     skipped = [r for r in grid if (r.run_dir(out) / "done.json").exists()]
     todo = [r for r in grid if r not in skipped]
+    unprepared = _prepare_nnunet(config, store, folds_df, todo)
+    todo = [r for r in todo if r not in unprepared]
     log.info(
         "study %s: %d runs, %d already done, %d to train (%s)",
         out,
@@ -255,6 +307,7 @@ def run_study(
         executor,
     )
     result = GridResult(out=out, runs=grid, skipped=skipped)
+    result.outcomes = list(unprepared.values())
     if not todo:
         return result
     cfg_dict = config.to_dict()
@@ -264,10 +317,10 @@ def run_study(
     )
     with live_board(board, enabled=progress):
         if executor == "ray":
-            result.outcomes = run_ray(jobs, address, board.finished, runs_per_device)
+            result.outcomes += run_ray(jobs, address, board.finished, runs_per_device)
         else:
             devs = list(devices) if devices else visible_devices(config.train.device)
-            result.outcomes = run_local(jobs, devs, board.started, board.finished, runs_per_device)
+            result.outcomes += run_local(jobs, devs, board.started, board.finished, runs_per_device)
     for o in result.failed:
         log.error("run %s/%s/fold%s failed: %s", o["style"], o["view"], o["fold"], o.get("error"))
     return result
