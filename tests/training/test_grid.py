@@ -81,7 +81,7 @@ def test_ray_executor_on_a_local_instance(make_study: Callable[..., Path]) -> No
 
 def test_two_runs_per_device_train_at_once(make_study: Callable[..., Path]) -> None:
     """runs_per_device=2 on one CPU: two worker processes take the two runs together, both finish."""
-    from iphbench.training.executors import job, run_local
+    from iphbench.training.executors import cpu_threads_per_run, job, run_local
     from iphbench.training.grid import open_study, plan_runs, prepare_study
 
     cfg = StudyConfig.load(make_study())
@@ -99,16 +99,25 @@ def test_two_runs_per_device_train_at_once(make_study: Callable[..., Path]) -> N
     assert sorted(o["status"] for o in outcomes) == ["done", "done"], outcomes
     assert [e for e, _ in events[:2]] == ["start", "start"]  # the second began before the first ended
     assert len({o["pid"] for o in outcomes}) == 2  # in two worker processes
+    # the cores are shared out, never oversubscribed (2 threads each on 2 cores ran 10x slower)
+    assert all(o["torch_threads"] == cpu_threads_per_run(2) for o in outcomes)
     for r in runs:
         assert (r.run_dir(cfg.out) / "done.json").is_file()
     assert all(o["compile"] == "off" for o in outcomes)  # compile "auto" stays off on the CPU
     assert not (Path(cfg.out) / "cache").exists()
 
 
-def test_runs_per_device_is_checked_and_shares_ray_gpus(make_study: Callable[..., Path]) -> None:
+def test_runs_per_device_is_checked_and_shares_ray_gpus(
+    make_study: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
     from iphbench.training.executors import ray_gpu_share
 
     assert ray_gpu_share(1) == 1.0 and ray_gpu_share(4) == 0.25
+    from iphbench.training.executors import cpu_threads_per_run
+
+    with monkeypatch.context() as m:
+        m.setattr("os.cpu_count", lambda: 16)
+        assert [cpu_threads_per_run(n) for n in (1, 2, 4, 32)] == [16, 8, 4, 1]
     with pytest.raises(StudyError, match="runs_per_device"):
         run_study(StudyConfig.load(make_study()), runs_per_device=0)
 
