@@ -140,6 +140,21 @@ class TrainConfig:
 
 
 @dataclass
+class LearningCheckConfig:
+    """When ``evaluate`` and the report say that the models did not learn (docs/evaluation.md, "Did the models learn?")."""
+
+    min_dice: float = (
+        0.2  # a style whose best mean Dice (2.5D, subjects with a hemorrhage) is below this did not learn
+    )
+    max_false_positive_ml: float = (
+        150.0  # nor did one whose median false-positive mL on lesion-free scans is above this
+    )
+    min_val_rise: float = (
+        0.05  # a run's validation Dice rose if it gained this over its first value (or reached min_dice)
+    )
+
+
+@dataclass
 class EvalConfig:
     """Evaluation protocols and thresholds (DESIGN.md, "Beyond the paper")."""
 
@@ -147,6 +162,9 @@ class EvalConfig:
     threshold: float = 0.5  # probability threshold after fusion
     save_predictions: bool = True  # write predicted masks as NIfTI in each scan's own grid
     batch_size: int = 512  # slices per inference batch
+    learning_check: LearningCheckConfig = field(
+        default_factory=LearningCheckConfig
+    )  # "did the models learn?"
 
 
 @dataclass
@@ -179,6 +197,12 @@ class StudyConfig:
         _check_iphbench_recipe(self.train.iphbench)
         if self.folds.scheme not in ("kfold", "loso"):
             raise ConfigError(f"folds.scheme must be 'kfold' or 'loso', got {self.folds.scheme!r}")
+        lc = self.eval.learning_check
+        if not 0.0 <= lc.min_dice <= 1.0 or lc.max_false_positive_ml < 0 or lc.min_val_rise < 0:
+            raise ConfigError(
+                "eval.learning_check: min_dice must lie in [0, 1] and max_false_positive_ml and min_val_rise "
+                f"must be >= 0, got {lc}"
+            )
         bad_protocols = [p for p in self.eval.protocols if p not in ("paper", "full")]
         if bad_protocols:
             raise ConfigError(f"unknown protocols {bad_protocols}; valid protocols are ['paper', 'full']")

@@ -76,7 +76,9 @@ def _eval_key(study_dir: Path, cfg: StudyConfig) -> str:
                 None if stat is None else [stat.st_size, stat.st_mtime_ns],
             ]
         )
-    return config_hash({"eval": asdict(cfg.eval), "prep": asdict(cfg.prep), "runs": done})
+    settings = asdict(cfg.eval)
+    settings.pop("learning_check", None)  # thresholds of a report banner: they change no metric
+    return config_hash({"eval": settings, "prep": asdict(cfg.prep), "runs": done})
 
 
 def evaluate_study(

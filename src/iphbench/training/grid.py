@@ -85,9 +85,12 @@ class GridResult:
 
 
 def study_hash(config: StudyConfig) -> str:
-    """Hash of everything in the config that changes results (all but the output folder and device)."""
+    """Hash of everything in the config that changes what is trained (all but the output folder, the
+    device and the ``eval`` section: evaluation settings are keyed by ``eval/key.json`` instead, so
+    changing a threshold or the d_H95 policy re-evaluates the study without refusing it)."""
     data = config.to_dict()
     data.pop("out", None)
+    data.pop("eval", None)
     data["train"].pop("device", None)  # where runs train does not change what they train
     return config_hash(data)
 
