@@ -46,3 +46,25 @@ def test_report_writes_a_self_contained_file(tmp_path: Path) -> None:
     assert "<caption>Table 2:" in text and "Figure 1 (paper protocol) is absent" in text
     assert text.count('src="data:image/png;base64,') == 3
     assert "report written" in res.output
+
+
+def test_single_site_study_stats_and_report_say_the_site_term_was_dropped(tmp_path: Path) -> None:
+    # issue 16: every subject at one site left NaN in the regression table and `stats` crashed under pandas 3
+    one_site = FakeStudySpec(sites={"A": 12}, n_free=2, n_volumes=0, seed=4)
+    study = make_fake_study(tmp_path / "s", one_site)
+    res = runner.invoke(app, ["stats", str(study)])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "site term dropped: the cohort has one site" in text
+    assert "mixed model (random intercept per site) was skipped" in text
+    reg = pd.read_csv(study / "stats" / "regression.csv")
+    assert not reg["term"].str.startswith("site").any() and reg["site_reference"].isna().all()
+    assert "n/a" in (study / "stats" / "stats.md").read_text()  # the missing reference site, written as n/a
+    out = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", str(study), "-o", str(out), "--no-pdf"])
+    assert res.exit_code == 0, res.output
+    page = out.read_text(encoding="utf-8")
+    assert "the site term (Sitename in eq. 6) was dropped" in page
+    assert "site term dropped: the cohort has one site" in page
+    assert "site as a fixed effect" not in page  # the report never claims a term it did not fit
+    assert "1 site)" in page and 'class="banner"' not in page

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
+
+import pandas as pd
 
 from iphbench.report import write_report
 
@@ -36,3 +39,22 @@ def test_report_holds_every_table_and_figure(fake_study: Path) -> None:
     assert "name: fake-study" in text and "statsmodels" in text and "numpy" in text
     assert (fake_study / "figures" / "fig2_age_vs_f_paper.png").is_file()
     assert (fake_study / "tables" / "table2_dice_full.tex").is_file()
+
+
+def test_models_that_did_not_learn_get_the_banner_and_learned_ones_do_not(
+    fake_study: Path, tmp_path: Path
+) -> None:
+    learned = write_report(fake_study, out=tmp_path / "learned.html", pdf=False).read_text(encoding="utf-8")
+    assert 'class="banner"' not in learned  # the fake study's styles score F ≈ 0.6-0.8
+    study = tmp_path / "untrained"
+    shutil.copytree(fake_study, study)
+    m = pd.read_csv(study / "metrics.csv")
+    m["dice"] *= 0.1  # best 2.5D mean F ≈ 0.07, as in the issue
+    m.loc[m["ref_ml"] == 0, "pred_ml"] = 10_000.0  # ten litres of false positives per lesion-free scan
+    m.to_csv(study / "metrics.csv", index=False)
+    text = write_report(study, pdf=False).read_text(encoding="utf-8")
+    banner = text[text.index('class="banner"') : text.index("</div>", text.index('class="banner"'))]
+    assert text.index('class="banner"') < text.index("Key results") < text.index("Table 1:")
+    assert "These results are not meaningful: the models did not learn." in banner
+    assert "is below 0.2" in banner and "10000 mL" in banner and "eval.learning_check" in banner
+    assert "<caption>Table 2:" in text and "One-way ANOVA" in text  # the statistics are still there, under it

@@ -33,8 +33,10 @@ def resolve_study(path: Path) -> Path:
 )
 def stats_cmd(
     study: Path = typer.Argument(..., help="Study folder (holding metrics.csv) or its study YAML."),
-    orientation: str = typer.Option(
-        "2.5D", "--orientation", help="Orientation analysed: 2DAxi, 2DCor, 2DSag, 2.5D."
+    orientation: str | None = typer.Option(
+        None,
+        "--orientation",
+        help="Orientation analysed: 2DAxi, 2DCor, 2DSag, 2.5D. Default: 2.5D (a single view when there is none).",
     ),
     protocol: list[str] | None = typer.Option(
         None, "--protocol", help="paper or full; repeat for both. Default: every protocol in metrics.csv."
@@ -49,6 +51,9 @@ def stats_cmd(
     from rich.markup import escape
     from rich.table import Table
 
+    from iphbench.evaluation.learning import check_learning, load_thresholds
+    from iphbench.evaluation.summary import learning_panel
+    from iphbench.report.narrative import model_terms
     from iphbench.stats import (
         METRIC_LABELS,
         MetricsTableError,
@@ -73,13 +78,18 @@ def stats_cmd(
                 code=2,
             )
         results = [run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed) for p in protocols]
-        out = save_stats(results, folder / "stats")
+        check = check_learning(df, folder, load_thresholds(folder))
+        out = save_stats(results, folder / "stats", check)
     except (MetricsTableError, OSError) as exc:
         raise fail(str(exc)) from None
 
+    if not check.meaningful:
+        console.print(learning_panel(check))
+
     for r in results:
         console.rule(
-            f"[bold]{escape(r.protocol)} protocol[/], {escape(orientation)}: {r.n_subjects} subjects, {r.n_sites} sites"
+            f"[bold]{escape(r.protocol)} protocol[/], {escape(r.orientation)}: {r.n_subjects} subjects, "
+            f"{r.n_sites} site{'s' if r.n_sites != 1 else ''}"
         )
         anova = Table(title="One-way ANOVA across styles", show_edge=False)
         for col in ("metric", "F", "p", "n rows", "excluded (NaN)"):
@@ -87,7 +97,10 @@ def stats_cmd(
         post = Table(title="Post-hoc t-tests, Bonferroni-corrected p", show_edge=False)
         for col in ("metric", "pair", "mean diff", "unpaired p", "paired p"):
             post.add_column(col)
-        reg = Table(title="Regression: reference-volume slope per mL (OLS, site fixed)", show_edge=False)
+        fitted = [o for ms in r.metrics.values() for o in ms.ols]
+        reg = Table(
+            title=f"Regression: reference-volume slope per mL, OLS ~ {model_terms(fitted)}", show_edge=False
+        )
         for col in ("metric", "style", "slope", "p", "R²", "n"):
             reg.add_column(col)
         for metric, ms in r.metrics.items():

@@ -12,6 +12,7 @@ from iphbench.stats.agreement import FalsePositiveFree, VolumeAgreement
 from iphbench.stats.analysis import MetricStats
 from iphbench.stats.formatting import format_num, format_p
 from iphbench.stats.metrics_table import METRIC_LABELS, display_name
+from iphbench.stats.regression import SINGLE_SITE_NOTE, OLSResult
 
 ALPHA = 0.05
 
@@ -69,6 +70,53 @@ def describe_posthoc(ms: MetricStats, kind: str = "unpaired") -> str:
     return text.strip()
 
 
+_TERM_WORDS = {"ref_ml": "volume", "age": "age", "sex": "sex", "site": "site"}
+
+
+def _terms(formula: str) -> list[str]:
+    rhs = formula.split("~", 1)[1] if "~" in formula else ""
+    out = []
+    for part in (p.strip() for p in rhs.split("+")):
+        name = part[2:].split(",")[0].split(")")[0] if part.startswith("C(") else part
+        if name in _TERM_WORDS:
+            out.append(name)
+    return out
+
+
+def model_terms(ols: list[OLSResult]) -> str:
+    """The right-hand side of the regressions as fitted, in words: only terms that were in the models.
+
+    ``volume + age + sex + site (site as a fixed effect)`` when every model had them all; a term
+    absent from some models is marked, and a site term absent from all of them is said to be dropped.
+
+    Example:
+        >>> from iphbench.stats.regression import Normality
+        >>> o = OLSResult("fpn", "dice", "dice ~ ref_ml + age + C(sex)", 9, 0.5, 0.4, [],
+        ...               Normality(9, 1, 1, 0, 0), None, notes=[SINGLE_SITE_NOTE])
+        >>> model_terms([o])
+        'volume + age + sex (site term dropped: the cohort has one site)'
+    """
+    fitted = [_terms(o.formula) for o in ols]
+    names = [t for t in _TERM_WORDS if any(t in f for f in fitted)]
+    words = []
+    for t in names:
+        everywhere = all(t in f for f in fitted)
+        n_in = sum(t in f for f in fitted)
+        words.append(
+            _TERM_WORDS[t] if everywhere else f"{_TERM_WORDS[t]} (in {n_in} of {len(fitted)} models)"
+        )
+    text = " + ".join(words) if words else "1 (intercept only)"
+    if "site" in names:
+        pooled = sorted({p for o in ols for p in o.pooled_sites})
+        how = f"; small sites {', '.join(pooled)} pooled into one level" if pooled else ""
+        text += f" (site as a fixed effect{how})"
+    elif any(SINGLE_SITE_NOTE in o.notes for o in ols):
+        text += " (site term dropped: the cohort has one site)"
+    else:
+        text += " (site term dropped: a single site level remained after pooling)"
+    return text
+
+
 def describe_regression(ms: MetricStats) -> str:
     """The volume slope per style and any site with a significant fixed effect (paper section 4)."""
     if not ms.ols:
@@ -82,9 +130,14 @@ def describe_regression(ms: MetricStats) -> str:
     signs = sorted({"positive" if c.estimate > 0 else "negative" for c in sig})
     n_sig = len(sig)
     head = (
-        f"Linear regression {_label(ms.metric)} ~ volume + age + sex + site (site as a fixed effect), one model "
+        f"Linear regression {_label(ms.metric)} ~ {model_terms(ms.ols)}, one model "
         f"per style, n = {', '.join(str(o.n) for o in ms.ols)}: "
     )
+    if not slopes:
+        return (
+            head
+            + "the volume term was dropped from every model (all subjects have the same reference volume)."
+        )
     if n_sig:
         head += f"the reference volume had a significant {'/'.join(signs)} association in {n_sig} of {len(ms.ols)} styles ("
     else:

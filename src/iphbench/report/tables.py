@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from iphbench._files import atomic_write_text
+from iphbench.stats.formatting import text_labels
 from iphbench.stats.metrics_table import (
     HIGHER_IS_BETTER,
     display_name,
@@ -182,7 +183,7 @@ def metric_table(df: pd.DataFrame, metric: str, protocol: str, digits: int = 3) 
     best: dict[str, list[str]] = {}
     for o in orients:
         rounded = mean.loc[o].round(digits)
-        if rounded.notna().any():
+        if rounded.notna().sum() > 1:  # a row with one style (nnU-Net's 3D) has nothing to be best against
             target = rounded.max() if higher else rounded.min()
             best[o] = [s for s in styles if rounded[s] == target]
     return MetricTable(metric, protocol, orients, styles, mean, sd, n, best, n_nan, n_free, digits)
@@ -266,7 +267,7 @@ def cohort_table(subjects: pd.DataFrame) -> CohortTable:
     groups = [(str(s), g) for s, g in subjects.groupby("site", sort=True)] + [("Total", subjects)]
     n_free = int((subjects["ref_ml"] <= 0).sum())
     for name, g in groups:
-        male = int((g["sex"].astype(str).str.upper().str[:1] == "M").sum())
+        male = sum(s.strip().upper()[:1] == "M" for s in text_labels(g["sex"]))
         col = [str(len(g)), _mean_sd(g["age"]), f"{male} ({100 * male / len(g):.1f}%)",
                _mean_sd(g.loc[g["ref_ml"] > 0, "ref_ml"])]  # fmt: skip
         if n_free:

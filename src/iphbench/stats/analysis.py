@@ -24,12 +24,12 @@ from iphbench.stats.comparison import (
 )
 from iphbench.stats.metrics_table import (
     METRIC_LABELS,
-    MetricsTableError,
+    comparison_rows,
     display_name,
     ordered_styles,
     select_rows,
 )
-from iphbench.stats.regression import MixedResult, OLSResult, fit_mixed, fit_ols
+from iphbench.stats.regression import SINGLE_SITE_NOTE, MixedResult, OLSResult, fit_mixed, fit_ols
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +74,12 @@ class ProtocolStats:
     agreement: list[VolumeAgreement]
     false_positive_free: list[FalsePositiveFree]
     notes: list[str] = field(default_factory=list)
+    style_orientations: dict[str, str] = field(default_factory=dict)  # style → orientation of its rows
 
 
 def run_stats(
     df: pd.DataFrame,
-    orientation: str = "2.5D",
+    orientation: str | None = None,
     protocol: str = "paper",
     metrics: tuple[str, ...] = DEFAULT_METRICS,
     min_site_n: int = 3,
@@ -89,7 +90,9 @@ def run_stats(
 
     Args:
         df: the metrics table (:func:`iphbench.stats.metrics_table.load_metrics`).
-        orientation: rows to analyse (paper: 2.5D is the headline; any orientation works).
+        orientation: rows to analyse; None = the headline, 2.5D (or a single view when there is
+            no 2.5D; nnU-Net reference styles with their own orientation beside it), see
+            :func:`iphbench.stats.metrics_table.comparison_rows`.
         protocol: ``paper`` or ``full``.
         metrics: outcome columns.
         min_site_n: sites with fewer subjects are pooled in the fixed-effect models.
@@ -99,22 +102,45 @@ def run_stats(
     Raises:
         MetricsTableError: no rows for this orientation and protocol.
     """
-    sel_all = df[(df["orientation"] == orientation) & (df["protocol"] == protocol)]
-    if sel_all.empty:
-        have = sorted(set(zip(df["protocol"], df["orientation"], strict=True)))
-        raise MetricsTableError(
-            f"metrics.csv has no rows for protocol {protocol!r}, orientation {orientation!r}; it has {have}"
-        )
+    comp = comparison_rows(df, protocol, orientation)
+    sel_all, orientation = comp.rows, comp.orientation
     styles = ordered_styles(sel_all["style"].unique())
     positive = sel_all[sel_all["ref_ml"] > 0]
-    notes: list[str] = []
+    notes: list[str] = list(comp.notes)
     n_sites = int(positive["site"].nunique())
-    if n_sites == 1:
-        notes.append("the cohort has a single site: the site term and the mixed model are left out")
+    if positive.empty:
+        notes.append("no subject has a hemorrhage in these rows: there is nothing to compare")
+    elif n_sites == 1:
+        notes.append(
+            f"the cohort has a single site ({positive['site'].iloc[0]}): the site term (Sitename in eq. 6) was "
+            "dropped from the regressions"
+            + (
+                "; the mixed model (random intercept per site) was skipped, it needs at least two sites"
+                if mixed
+                else ""
+            )
+        )
+    per_site = positive.groupby("site")["subject"].nunique()
+    lone = sorted(str(x) for x in per_site[per_site == 1].index)
+    if lone and n_sites > 1:
+        how = (
+            f"pooled with the other sites under {min_site_n} subjects in the regressions"
+            if min_site_n > 1
+            else "its own site level in the regressions fits that subject exactly (it adds no residual)"
+        )
+        notes.append(f"site(s) {', '.join(lone)} have a single subject with a hemorrhage: {how}")
+    if len(styles) == 1:
+        notes.append(f"only one style ({display_name(styles[0])}): there is no comparison between styles")
+    free_sites = sorted(set(sel_all.loc[sel_all["ref_ml"] <= 0, "site"]) - set(positive["site"]))
+    if free_sites and not positive.empty:
+        notes.append(
+            f"site(s) {', '.join(free_sites)} have only hemorrhage-free subjects: they appear in the "
+            "false-positive summary, not in the models"
+        )
     out: dict[str, MetricStats] = {}
     for metric in metrics:
         out[metric] = _metric_stats(
-            sel_all, metric, orientation, protocol, styles, min_site_n, mixed, pool_sd
+            sel_all, metric, orientation, protocol, styles, min_site_n, mixed and n_sites > 1, pool_sd
         )
     return ProtocolStats(
         protocol=protocol,
@@ -127,6 +153,7 @@ def run_stats(
         agreement=[volume_agreement(sel_all, s) for s in styles],
         false_positive_free=[fp for s in styles if (fp := false_positive_free(sel_all, s)) is not None],
         notes=notes,
+        style_orientations=comp.style_orientations,
     )
 
 
@@ -147,7 +174,17 @@ def _metric_stats(
     notes = []
     label = METRIC_LABELS.get(metric, metric)
     if sel.n_nan:
-        notes.append(f"{sel.n_nan} subject-rows with no {label} (missed lesion or false alarm) were excluded")
+        why = (
+            f"{sel.n_nan_empty} of them missed lesions or false alarms"
+            if sel.n_nan_empty
+            else "none of them a missed lesion or a false alarm: the value is absent from metrics.csv"
+        )
+        if compare.empty:
+            notes.append(
+                f"no subject-row has a {label} value ({why}): it has no models, tests or table cells"
+            )
+        else:
+            notes.append(f"{sel.n_nan} subject-rows with no {label} were excluded ({why})")
     if sel.n_missing_covariate:
         notes.append(
             f"{sel.n_missing_covariate} subject-rows without age or sex were excluded from the models"
@@ -196,6 +233,8 @@ def collect_notes(ps: ProtocolStats) -> list[str]:
             where.setdefault(n, []).append((metric, "*"))
         for o in ms.ols:
             for n in o.notes:
+                if n == SINGLE_SITE_NOTE and ps.n_sites == 1:
+                    continue  # the protocol's own single-site note says it once
                 where.setdefault(n, []).append((metric, o.style))
         for m in ms.mixed:
             for n in m.notes:

@@ -24,9 +24,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from iphbench.stats.formatting import text_labels
+
 log = logging.getLogger(__name__)
 
 POOLED_LEVEL = "pooled small sites"
+#: The note of every regression fitted on a single-site cohort (the report quotes it).
+SINGLE_SITE_NOTE = "one site only: the site term (Sitename in eq. 6) was dropped"
 
 
 @dataclass
@@ -156,8 +160,8 @@ def _design(
             "y": rows[metric].astype(float).to_numpy(),
             "ref_ml": rows["ref_ml"].astype(float).to_numpy(),
             "age": rows["age"].astype(float).to_numpy(),
-            "sex": rows["sex"].astype(str).to_numpy(),
-            "site": rows["site"].astype(str).to_numpy(),
+            "sex": text_labels(rows["sex"]),
+            "site": text_labels(rows["site"]),
         }
     )
     notes: list[str] = []
@@ -171,6 +175,7 @@ def _design(
         terms.append("C(sex, Treatment(reference='F'))" if "F" in set(data["sex"]) else "C(sex)")
     else:
         notes.append(f"all subjects have sex {data['sex'].iloc[0]}; the sex term was dropped")
+    n_sites = int(data["site"].nunique())
     data["site"], pooled = pool_small_sites(data["site"], min_site_n)
     if pooled:
         notes.append(
@@ -181,8 +186,10 @@ def _design(
         counts = data["site"].value_counts()
         ref = sorted(counts[counts == counts.max()].index)[0]
         terms.append(f"C(site, Treatment(reference={ref!r}))")
+    elif n_sites == 1:
+        notes.append(SINGLE_SITE_NOTE)
     else:
-        notes.append("a single site level remains; the site term was dropped")
+        notes.append("after pooling small sites a single site level remains: the site term was dropped")
     return data, terms, pooled, notes
 
 
@@ -241,7 +248,7 @@ def fit_mixed(rows: pd.DataFrame, metric: str, style: str = "") -> MixedResult |
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     data, terms, _, notes = _design(rows, metric, min_site_n=1)
-    data["site"] = rows["site"].astype(str).to_numpy()
+    data["site"] = text_labels(rows["site"])
     n_sites = int(data["site"].nunique())
     if n_sites < 2:
         log.info("%s / %s: one site only; no mixed model", style, metric)

@@ -24,7 +24,9 @@ from typing import Any
 import pandas as pd
 
 from iphbench._files import atomic_write_text
+from iphbench.evaluation.learning import LearningCheck, check_learning, load_thresholds
 from iphbench.stats.analysis import DEFAULT_METRICS, ProtocolStats, collect_notes, run_stats
+from iphbench.stats.formatting import markdown_table
 from iphbench.stats.metrics_table import display_name, load_metrics, ordered_protocols
 
 log = logging.getLogger(__name__)
@@ -32,7 +34,7 @@ log = logging.getLogger(__name__)
 
 def write_stats(
     study_dir: str | Path,
-    orientation: str = "2.5D",
+    orientation: str | None = None,
     protocols: list[str] | None = None,
     min_site_n: int = 3,
     mixed: bool = True,
@@ -41,7 +43,7 @@ def write_stats(
 
     Args:
         study_dir: the study folder.
-        orientation: the orientation analysed (paper: 2.5D).
+        orientation: the orientation analysed; None = 2.5D (or a single view when there is none).
         protocols: protocols to analyse; None = every protocol present in metrics.csv.
         min_site_n: sites with fewer subjects are pooled in the fixed-effect models.
         mixed: also fit the mixed models.
@@ -53,18 +55,26 @@ def write_stats(
     df = load_metrics(study_dir)
     protocols = protocols or ordered_protocols(df["protocol"].unique())
     results = [run_stats(df, orientation, p, DEFAULT_METRICS, min_site_n, mixed) for p in protocols]
-    return save_stats(results, study_dir / "stats")
+    check = check_learning(df, study_dir, load_thresholds(study_dir))
+    return save_stats(results, study_dir / "stats", check)
 
 
-def save_stats(results: list[ProtocolStats], out: str | Path) -> Path:
-    """Write already computed statistics (from :func:`run_stats`) as CSV, Markdown and JSON under ``out``."""
+def save_stats(results: list[ProtocolStats], out: str | Path, check: LearningCheck | None = None) -> Path:
+    """Write already computed statistics (from :func:`run_stats`) as CSV, Markdown and JSON under ``out``.
+
+    ``check`` (the study's :class:`iphbench.evaluation.learning.LearningCheck`) puts its banner at the
+    top of ``stats.md`` when a style did not learn, and is stored as ``learning_check.json``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = stats_tables(results)
     for name, table in tables.items():
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
-    atomic_write_text(out / "stats.md", stats_markdown(results, tables))
+    atomic_write_text(out / "stats.md", stats_markdown(results, tables, check))
     atomic_write_text(out / "summary.json", json.dumps(to_jsonable(results), indent=2) + "\n")
+    if check is not None:
+        verdict = {"meaningful": check.meaningful, "headline": check.headline(), **to_jsonable(check)}
+        atomic_write_text(out / "learning_check.json", json.dumps(verdict, indent=2) + "\n")
     log.info("statistics written to %s", out)
     return out
 
@@ -127,23 +137,17 @@ def stats_tables(results: list[ProtocolStats]) -> dict[str, pd.DataFrame]:
     }
 
 
-def _md(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "_(none)_\n"
-    shown = df.copy()
-    for col in shown.columns:
-        if shown[col].dtype.kind == "f":
-            shown[col] = shown[col].map(lambda v: "n/a" if pd.isna(v) else f"{v:.4g}")
-    shown = shown.astype(str)
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False, name=None)]
-    return "\n".join(lines) + "\n"
-
-
-def stats_markdown(results: list[ProtocolStats], tables: dict[str, pd.DataFrame] | None = None) -> str:
-    """Markdown rendering of every table, with each protocol's notes."""
+def stats_markdown(
+    results: list[ProtocolStats],
+    tables: dict[str, pd.DataFrame] | None = None,
+    check: LearningCheck | None = None,
+) -> str:
+    """Markdown rendering of every table, with each protocol's notes, under the learning-check banner if any."""
     tables = tables if tables is not None else stats_tables(results)
     parts = ["# Statistics (paper section 3.5)\n"]
+    if check is not None and not check.meaningful:
+        lines = "\n".join(f"> - {ln}" for ln in check.lines())
+        parts.append(f"> **{check.headline()}**\n>\n{lines}\n>\n> {check.explanation()}\n")
     for r in results:
         parts.append(
             f"## Protocol `{r.protocol}`, orientation {r.orientation}\n\n"
@@ -154,5 +158,5 @@ def stats_markdown(results: list[ProtocolStats], tables: dict[str, pd.DataFrame]
         if notes:
             parts.append("Notes:\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     for name, table in tables.items():
-        parts.append(f"## {name.replace('_', ' ')}\n\n{_md(table)}")
+        parts.append(f"## {name.replace('_', ' ')}\n\n{markdown_table(table)}")
     return "\n".join(parts)
