@@ -155,8 +155,9 @@ class Engine:
         if cuda and train_cfg.compile:
             forward = torch.compile(model)
         loss_fn = DiceFocalLoss(
-            beta=train_cfg.dice_beta, alpha=train_cfg.focal_alpha, gamma=train_cfg.focal_gamma
-        )
+            beta=train_cfg.dice_beta, alpha=train_cfg.focal_alpha, gamma=train_cfg.focal_gamma,
+            alpha_on_negatives=train_cfg.focal_alpha_negatives,
+        )  # fmt: skip
         return cls(model, forward, optimizer, loss_fn, device, dtype)
 
     def step(self, x: Tensor, y: Tensor) -> Tensor:
