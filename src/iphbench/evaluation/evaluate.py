@@ -29,13 +29,13 @@ import pandas as pd
 
 from iphbench._files import atomic_path, atomic_write_json
 from iphbench.config import StudyConfig, config_hash
+from iphbench.evaluation.scoring import SCORE_COLUMNS
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = [
-    "subject", "site", "age", "sex", "fold", "style", "orientation", "protocol",
-    "dice", "iou", "hd95_mm", "precision", "recall", "ref_ml", "pred_ml", "status",
+    "subject", "site", "age", "sex", "fold", "style", "orientation", "protocol", *SCORE_COLUMNS,
 ]  # fmt: skip
 
 
@@ -157,7 +157,7 @@ def evaluate_study(
 
 
 def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views):
-    from iphbench.evaluation.metrics import segmentation_metrics
+    from iphbench.evaluation.scoring import score_prediction
     from iphbench.inference import fuse_views, threshold
     from iphbench.io import read_mask, read_volume, write_mask_like
     from iphbench.preprocessing import restore
@@ -201,10 +201,10 @@ def _evaluate_subject(study_dir, cfg, store, info, subject, fold, models, dev, p
             for orientation in orientations:
                 binary = binaries[orientation] & region
                 pred = restore(binary.astype(np.uint8), prepared.meta, order=0).astype(bool)
-                m = segmentation_metrics(pred, ref, spacing)
+                scores = score_prediction(pred, ref, spacing, cfg.eval)
                 rows.append([
                     subject, info["site"], info.get("age"), info.get("sex"), fold, style, orientation, protocol,
-                    m.dice, m.iou, m.hd95_mm, m.precision, m.recall, m.ref_ml, m.pred_ml, m.status,
+                    *(scores[c] for c in SCORE_COLUMNS),
                 ])  # fmt: skip
                 if cfg.eval.save_predictions:
                     out = study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"
