@@ -265,3 +265,63 @@ def comparison_rows(df: pd.DataFrame, protocol: str, orientation: str | None = N
             f"{', '.join(display_name(s) for s in ordered_styles(others))}: no {orientation} rows, not compared"
         )
     return Comparison(rows.reset_index(drop=True), orientation, style_orient, notes)
+
+
+#: d_H95 policies for a missed lesion or a false alarm (``eval.hd95_when_empty``, docs/metrics.md).
+HD95_POLICIES: tuple[str, ...] = ("worst", "exclude")
+#: Statuses of a subject-row with exactly one empty mask: d_H95 is undefined there.
+EMPTY_STATUSES: tuple[str, ...] = ("missed", "false_alarm")
+
+
+def apply_hd95_policy(df: pd.DataFrame, policy: str = "worst") -> tuple[pd.DataFrame, list[str]]:
+    """The metrics table with ``hd95_mm`` of missed lesions and false alarms set by ``policy``.
+
+    ``worst`` gives them the scan's field-of-view diagonal (column ``fov_diagonal_mm``, written by
+    ``evaluate``): every style is then averaged over the same subjects (MetricsReloaded; BraTS).
+    ``exclude`` sets them to NaN: they are left out, tables show n per cell, and comparisons use the
+    subjects every compared style scored. Idempotent, so every entry point may apply it.
+
+    Returns:
+        A copy of ``df`` and notes (e.g. rows that cannot take the worst-case value because
+        metrics.csv predates ``fov_diagonal_mm``).
+
+    Raises:
+        ValueError: an unknown policy.
+    """
+    if policy not in HD95_POLICIES:
+        raise ValueError(f"d_H95 policy must be one of {list(HD95_POLICIES)}, got {policy!r}")
+    out = df.copy()
+    if "hd95_mm" not in out.columns or "status" not in out.columns:
+        return out, []
+    empty = out["status"].isin(EMPTY_STATUSES)
+    if policy == "exclude":
+        out.loc[empty, "hd95_mm"] = np.nan
+        return out, []
+    todo = empty & out["hd95_mm"].isna()
+    fov = out["fov_diagonal_mm"] if "fov_diagonal_mm" in out.columns else pd.Series(np.nan, index=out.index)
+    fill = todo & fov.notna()
+    out.loc[fill, "hd95_mm"] = fov[fill]
+    left = int((todo & ~fill).sum())
+    notes = []
+    if left:
+        notes.append(
+            f"{left} missed-lesion or false-alarm rows have no field-of-view diagonal in metrics.csv (evaluated "
+            "before iphbench recorded it): they keep no d_H95 and are excluded; run 'iphbench evaluate' again "
+            "to give them the worst-case value"
+        )
+    return out, notes
+
+
+def common_subjects(rows: pd.DataFrame, metric: str, styles: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Rows of the subjects that every compared style scored (a finite ``metric``), and the styles compared.
+
+    Styles with no value at all are not compared (the caller notes them). Used by every comparison
+    across styles, so that no style is averaged over other subjects than the rest.
+    """
+    vals = rows[rows[metric].notna() & rows["style"].isin(styles)]
+    compared = [s for s in styles if (vals["style"] == s).any()]
+    if not compared:
+        return vals.iloc[0:0], []
+    per_subject = vals.groupby("subject")["style"].nunique()
+    keep = set(per_subject[per_subject == len(compared)].index)
+    return vals[vals["subject"].isin(keep)].reset_index(drop=True), compared
