@@ -16,12 +16,26 @@ SPEC = FakeStudySpec(sites={"A": 6, "B": 5, "C": 2}, n_free=1, n_volumes=0, prot
 
 def test_stats_prints_key_results_and_writes_tables(tmp_path: Path) -> None:
     study = make_fake_study(tmp_path / "s", SPEC)
-    res = runner.invoke(app, ["stats", str(study), "--protocol", "paper", "--no-mixed"])
+    res = runner.invoke(
+        app, ["stats", str(study), "--protocol", "paper", "--no-mixed"], env={"COLUMNS": "240"}
+    )
     assert res.exit_code == 0, res.output
     assert "F(3, " in res.output and "Bonferroni" in res.output and "slope" in res.output
-    assert "pooled" in res.output  # site C has 2 subjects
+    text = " ".join(res.output.split())
+    assert "site as a fixed effect" in text and "pooled" not in text  # eq. 6: every site its own level
+    assert "repeated-measures ANOVA" in text and "as published" in text
     anova = pd.read_csv(study / "stats" / "anova.csv")
-    assert list(anova["metric"]) == ["dice", "iou", "hd95_mm"] and (anova["df_between"] == 3).all()
+    published = anova[anova["test"] == "one-way ANOVA (as published)"]
+    assert list(published["metric"]) == ["dice", "iou", "hd95_mm"] and (anova["df_between"] == 3).all()
+    assert set(anova["test"]) >= {"one-way ANOVA (as published)", "repeated-measures ANOVA"}
+    post = pd.read_csv(study / "stats" / "posthoc.csv")
+    assert post["test"].notna().all() and "unpaired t-test (as published)" in set(post["test"])
+    pooled = runner.invoke(
+        app, ["stats", str(study), "--protocol", "paper", "--no-mixed", "--min-site-n", "3"]
+    )
+    assert pooled.exit_code == 0 and "pooled" in pooled.output  # the option, and the output says it was used
+    bad = runner.invoke(app, ["stats", str(study), "--hd95-when-empty", "zero"])
+    assert bad.exit_code == 2 and "worst" in bad.output
 
 
 def test_stats_accepts_the_study_yaml_and_rejects_bad_input(tmp_path: Path) -> None:

@@ -25,9 +25,11 @@ from iphbench._files import atomic_write_text
 from iphbench.config import StudyConfig
 from iphbench.evaluation.learning import LearningCheck, check_learning
 from iphbench.report import narrative as nar
+from iphbench.report.detection_tables import detection_tables
 from iphbench.report.tables import cohort_table, metric_table, protocol_description, write_tables
 from iphbench.stats.analysis import ProtocolStats, collect_notes, run_stats
 from iphbench.stats.metrics_table import (
+    apply_hd95_policy,
     comparison_rows,
     display_name,
     load_metrics,
@@ -211,6 +213,7 @@ def _stats_section(ps: ProtocolStats) -> str:
         items = [
             nar.describe_anova(ms),
             nar.describe_posthoc(ms, "unpaired"),
+            nar.describe_same_subjects(ms),
             nar.describe_posthoc(ms, "paired"),
             nar.describe_regression(ms),
             nar.describe_normality(ms),
@@ -241,7 +244,8 @@ def _key_results(frames: dict[str, pd.DataFrame], stats: list[ProtocolStats]) ->
         items.append(
             f"<li>{_badge(ps.protocol)} best {html.escape(ps.orientation)} mean F-measure: "
             f"<strong>{html.escape(_styled(best, ps))} {mean[best]:.3f} ± {sd_text}</strong> over {int(n[best])} "
-            f"subjects. {html.escape(nar.describe_anova(ps.metrics['dice']))}</li>"
+            f"subjects. {html.escape(nar.describe_anova(ps.metrics['dice']))} "
+            f"{html.escape(nar.describe_same_subjects(ps.metrics['dice']))}</li>"
         )
     return f'<div class="key"><strong>Key results</strong><ul>{"".join(items)}</ul></div>'
 
@@ -250,6 +254,26 @@ def _styled(style: str, ps: ProtocolStats) -> str:
     """Display name, with the orientation of its rows when it differs from the compared one (nnU-Net's 3D)."""
     own = ps.style_orientations.get(style, ps.orientation)
     return display_name(style) + (f" ({own})" if own != ps.orientation else "")
+
+
+def _policy_sentence(policy: str) -> str:
+    if policy == "exclude":
+        return (
+            "d_H95 of a missed lesion or a false alarm is undefined and excluded (policy 'exclude'): d_H95 cells "
+            "show their n and comparisons use the subjects every compared style scored."
+        )
+    return (
+        "d_H95 of a missed lesion or a false alarm is the diagonal of the scan's field of view (policy 'worst', as "
+        "MetricsReloaded and BraTS), so every style is averaged over the same subjects."
+    )
+
+
+def _tests_sentence() -> str:
+    return (
+        "Styles are compared as published (one-way ANOVA, unpaired t-tests with Bonferroni correction) and on the "
+        "same subjects (repeated-measures ANOVA with paired t-tests, or the Friedman test with Wilcoxon "
+        "signed-rank tests when its residuals are not normal); every p value names its test."
+    )
 
 
 def _banner(check: LearningCheck) -> str:
@@ -266,9 +290,10 @@ def write_report(
     study_dir: str | Path,
     out: str | Path | None = None,
     orientation: str | None = None,
-    min_site_n: int = 3,
+    min_site_n: int = 1,
     pdf: bool = True,
     mixed: bool = True,
+    hd95_when_empty: str | None = None,
 ) -> Path:
     """Write the study's self-contained HTML report (default ``<study>/report.html``).
 
@@ -277,9 +302,12 @@ def write_report(
         out: output file; None = ``<study>/report.html``.
         orientation: the orientation analysed by the statistics and Fig. 2-3; None = 2.5D (or a single
             view when there is no 2.5D), with nnU-Net reference styles beside it (docs/report.md).
-        min_site_n: sites with fewer subjects are pooled in the fixed-effect regressions.
+        min_site_n: sites with fewer subjects are pooled in the fixed-effect regressions; 1 (default)
+            keeps every site its own level, as the paper's eq. 6.
         pdf: also write each figure as PDF under ``<study>/figures/`` (PNG is always written and embedded).
         mixed: also fit the random-site-intercept mixed models (the slowest part of the statistics).
+        hd95_when_empty: d_H95 of a missed lesion or false alarm, ``worst`` or ``exclude``; None = the
+            study's ``eval.hd95_when_empty`` (``worst`` without a config.yaml).
 
     Returns:
         The path of the report.
@@ -290,10 +318,21 @@ def write_report(
     protocols = ordered_protocols(df["protocol"].unique())
     cfg = _config(study)
     name = cfg.name if cfg is not None else study.name
-    stats = [run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed) for p in protocols]
-    frames = {p: comparison_rows(df, p, orientation).rows for p in protocols}
+    policy = hd95_when_empty or (cfg.eval.hd95_when_empty if cfg is not None else "worst")
+    stats = [
+        run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed, hd95_when_empty=policy)
+        for p in protocols
+    ]
+    policed, _ = apply_hd95_policy(df, policy)
+    frames = {p: comparison_rows(policed, p, orientation).rows for p in protocols}
     check = check_learning(df, study, cfg.eval.learning_check if cfg is not None else None)
-    write_tables(df, study / "tables")
+    min_lesion_ml = cfg.eval.lesion_min_ml if cfg is not None else None
+    write_tables(df, study / "tables", hd95_when_empty=policy)
+    for ps in stats:
+        for t in detection_tables(ps.detection, ps.protocol, ps.orientation, min_lesion_ml):
+            stem = f"table_detection_{t.kind}_{ps.protocol}"
+            atomic_write_text(study / "tables" / f"{stem}.md", t.to_markdown())
+            atomic_write_text(study / "tables" / f"{stem}.csv", t.frame.to_csv())
     h: list[str] = []
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     h.append(f"<h1>IPH segmentation benchmark: {html.escape(name)}</h1>")
@@ -301,7 +340,7 @@ def write_report(
         f'<p class="sub">Study folder <code>{html.escape(str(study.resolve()))}</code>, report written {now}. '
         f"Reproduces Duarte et al., MIDL 2026 (tables 1-4, figures 1-3, section 3.5 statistics). Protocols: "
         + "; ".join(f"{_badge(p)} {html.escape(protocol_description(p))}" for p in protocols)
-        + ".</p>"
+        + f". {html.escape(_policy_sentence(policy))} {html.escape(_tests_sentence())}</p>"
     )
     h.append(_banner(check))
     for note in check.notes:
@@ -319,7 +358,13 @@ def write_report(
         h.append(f"<h2>{k}. Results, {html.escape(p)} protocol ({html.escape(protocol_description(p))})</h2>")
         h.append(f"<h3>Tables 2-4 ({html.escape(p)} protocol)</h3>")
         for metric in ("dice", "iou", "hd95_mm"):
-            h.append(metric_table(df, metric, p).to_html())
+            h.append(metric_table(df, metric, p, hd95_when_empty=policy).to_html())
+        dets = detection_tables(ps.detection, p, ps.orientation, min_lesion_ml)
+        if dets:
+            h.append(
+                f"<h3>Detection ({html.escape(p)} protocol, {html.escape(ps.orientation)}, beyond the paper)</h3>"
+            )
+            h.extend(t.to_html() for t in dets)
         sites = f"{ps.n_sites} site" + ("s" if ps.n_sites != 1 else "")
         h.append(
             f"<h3>Statistics ({html.escape(p)} protocol, {html.escape(ps.orientation)}, {ps.n_subjects} subjects, "

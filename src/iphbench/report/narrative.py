@@ -8,6 +8,8 @@ states whatever the numbers say, including "no significant difference".
 
 from __future__ import annotations
 
+import math
+
 from iphbench.stats.agreement import FalsePositiveFree, VolumeAgreement
 from iphbench.stats.analysis import MetricStats
 from iphbench.stats.formatting import format_num, format_p
@@ -24,35 +26,68 @@ def _label(metric: str) -> str:
 
 
 def describe_anova(ms: MetricStats) -> str:
-    """One sentence on the one-way ANOVA across styles."""
+    """One sentence on the paper's one-way ANOVA across styles (labelled "as published")."""
     a = ms.anova
     if a is None:
-        return f"No ANOVA of the {_label(ms.metric)} could be computed."
+        return f"No one-way ANOVA of the {_label(ms.metric)} could be computed."
     verdict = "a significant difference" if a.p < ALPHA else "no significant difference"
     n = len(a.n_per_style)
     return (
-        f"One-way ANOVA of the {_label(ms.metric)} across the {n} styles found {verdict} "
+        f"One-way ANOVA (as published) of the {_label(ms.metric)} across the {n} styles found {verdict} "
         f"({a.label} = {a.f:.3f}, {format_p(a.p)})."
     )
 
 
+def describe_same_subjects(ms: MetricStats) -> str:
+    """The comparison on the same subjects: RM ANOVA, its residuals' normality, Friedman when they are not normal."""
+    ss = ms.same_subjects
+    if ss is None or ss.rm_anova is None:
+        return ""
+    rm = ss.rm_anova
+    verdict = "a significant difference" if rm.p < ALPHA else "no significant difference"
+    text = (
+        f"On the same {ss.n_subjects} subjects (beyond the paper), a repeated-measures ANOVA (subjects × styles) "
+        f"found {verdict} ({rm.label} = {rm.stat:.3f}, {format_p(rm.p)})."
+    )
+    if not math.isfinite(ss.shapiro_p):
+        return (
+            text + " Shapiro–Wilk could not test its residuals (too few or all equal); paired t-tests follow."
+        )
+    sw = f"Shapiro–Wilk on its residuals: W = {ss.shapiro_w:.3f}, {format_p(ss.shapiro_p)}"
+    if ss.normal:
+        return text + f" {sw}, normality not rejected, so paired t-tests follow."
+    text += f" {sw}: normality rejected, so rank tests are used"
+    fr = ss.friedman
+    if fr is not None:
+        fv = "a significant difference" if fr.p < ALPHA else "no significant difference"
+        text += f": the Friedman test found {fv} ({fr.label} = {fr.stat:.3f}, {format_p(fr.p)})"
+    return text + ", followed by Wilcoxon signed-rank tests."
+
+
 def describe_posthoc(ms: MetricStats, kind: str = "unpaired") -> str:
-    """Post-hoc pairwise tests with Bonferroni correction: the significant pairs, then the range of the others."""
+    """Post-hoc pairwise tests with Bonferroni correction: the significant pairs, then the range of the others.
+
+    ``kind`` ``unpaired``: the paper's unpaired t-tests (as published); ``paired``: the tests on the same
+    subjects that follow the RM ANOVA (paired t-tests) or the Friedman test (Wilcoxon signed-rank tests).
+    Every p names its test.
+    """
     tests = ms.unpaired if kind == "unpaired" else ms.paired
     if not tests:
         return ""
-    what = (
-        "Post-hoc unpaired t-tests (pooled sd, as the paper)"
-        if kind == "unpaired"
-        else "Paired t-tests on the same subjects (beyond the paper)"
-    )
+    if kind == "unpaired":
+        what, test = "Post-hoc unpaired t-tests (pooled sd, as published)", "unpaired t"
+    elif tests[0].kind == "wilcoxon":
+        what, test = "Wilcoxon signed-rank tests on the same subjects (beyond the paper)", "Wilcoxon"
+    else:
+        what, test = "Paired t-tests on the same subjects (beyond the paper)", "paired t"
     better_high = ms.metric != "hd95_mm"
     sig, rest = [], []
     for t in tests:
         if t.p_bonferroni < ALPHA:
             a, b = (t.style_a, t.style_b) if (t.mean_diff > 0) == better_high else (t.style_b, t.style_a)
             sig.append(
-                f"{display_name(a)} better than {display_name(b)} (Δ = {abs(t.mean_diff):.3f}, {format_p(t.p_bonferroni)})"
+                f"{display_name(a)} better than {display_name(b)} (Δ = {abs(t.mean_diff):.3f}, {test}, "
+                f"Bonferroni {format_p(t.p_bonferroni)})"
             )
         else:
             rest.append(t.p_bonferroni)
@@ -61,7 +96,7 @@ def describe_posthoc(ms: MetricStats, kind: str = "unpaired") -> str:
         text += "; ".join(sig) + ". "
     else:
         text += "no pair differed significantly. "
-    shown = "all corrected p = 1" if rest and min(rest) >= 1 else f"p ≥ {min(rest, default=1.0):.3f}"
+    shown = "all corrected p = 1" if rest and min(rest) >= 1 else f"{test} p ≥ {min(rest, default=1.0):.3f}"
     if sig and rest:
         pairs = "pair" if len(rest) == 1 else "pairs"
         text += f"The other {len(rest)} {pairs} did not differ ({shown})."
