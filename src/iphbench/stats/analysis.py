@@ -199,7 +199,11 @@ def _metric_stats(
     rows = sel.rows  # for the models, which need age and sex
     scored = select_rows(df, metric, orientation, protocol, styles, covariates=False).rows
     compare, compared = common_subjects(scored, metric, styles)  # the same subjects for every style
-    worst = int(scored["status"].isin(["missed", "false_alarm"]).sum()) if metric == "hd95_mm" else 0
+    worst = (
+        int(scored["status"].isin(["missed", "false_alarm"]).sum())
+        if metric == "hd95_mm" and "status" in scored.columns
+        else 0
+    )
     counts = RowCounts(
         len(compare),
         sel.n_hemorrhage_free,
