@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iphbench.config import HD95_POLICIES
 from iphbench.stats.formatting import text_labels
 from iphbench.styles import ARCH_LABELS, ordered_style_names, style_label
 from iphbench.views import FUSED, ORIENTATIONS
@@ -267,8 +268,6 @@ def comparison_rows(df: pd.DataFrame, protocol: str, orientation: str | None = N
     return Comparison(rows.reset_index(drop=True), orientation, style_orient, notes)
 
 
-#: d_H95 policies for a missed lesion or a false alarm (``eval.hd95_when_empty``, docs/metrics.md).
-HD95_POLICIES: tuple[str, ...] = ("worst", "exclude")
 #: Statuses of a subject-row with exactly one empty mask: d_H95 is undefined there.
 EMPTY_STATUSES: tuple[str, ...] = ("missed", "false_alarm")
 
