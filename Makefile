@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q torch
 	$(PY) -m pip install -q -e '.[test,ray,dicom]'
 	# the numerical stack as `pip install` resolves it today (pandas 3), even into an older .venv;
-	# pytest's header prints the versions it ran with (tests/conftest.py)
+	# pytest's closing summary prints the versions it ran with (tests/conftest.py)
 	$(PY) -m pip install -q --upgrade numpy pandas scipy statsmodels
 	touch $(STAMP)
 

@@ -43,8 +43,7 @@ def shape_log(request: pytest.FixtureRequest) -> list[str]:
     return request.config.stash.setdefault(_STUDY_SHAPES, [])
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    """The versions the statistics depend on, at the top of every run (CI logs show what pip resolved)."""
+def _versions() -> str:
     import importlib.metadata as md
 
     found = []
@@ -57,6 +56,9 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """The versions the suite ran with (CI logs show what pip resolved; printed also under -q) and the
+    number of study shapes the property test generated."""
+    terminalreporter.write_line(_versions())
     shapes = config.stash.get(_STUDY_SHAPES, None)
     if shapes:
         terminalreporter.write_line(
