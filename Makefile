@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints/nnunet.txt
 	$(PY) -m pip install -q torch==2.13.0 || $(PY) -m pip install -q torch
 	$(PY) -c "from importlib.metadata import version; print('torch==' + version('torch'))" > $(VENV)/torch-pin.txt
 	$(PY) -m pip install -q -e '.[test,ray,dicom,nnunet]' -c constraints/nnunet.txt -c $(VENV)/torch-pin.txt
+	# the numerical stack as `pip install` resolves it today (pandas 3), even into an older .venv;
+	# pytest's closing summary prints the versions it ran with (tests/conftest.py)
+	$(PY) -m pip install -q --upgrade numpy pandas scipy statsmodels -c $(VENV)/torch-pin.txt
 	touch $(STAMP)
 
 install: $(STAMP)

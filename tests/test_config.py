@@ -45,6 +45,12 @@ def test_load_resolves_paths_and_round_trips(tmp_path: Path) -> None:
         ({"folds": {"scheme": "bootstrap"}}, r"folds\.scheme must be 'kfold' or 'loso'"),
         ({"eval": {"protocols": ["paper", "whole"]}}, r"unknown protocols \['whole'\]"),
         ({"prep": [1, 2]}, r"study\.prep must be a mapping"),
+        (
+            {"eval": {"hd95_when_empty": "nan"}},
+            r"eval\.hd95_when_empty must be one of \['worst', 'exclude'\]",
+        ),
+        ({"eval": {"lesion_min_ml": -1}}, r"eval\.lesion_min_ml must be a volume in mL >= 0"),
+        ({"train": {"focal_alpha_negatives": "both"}}, r"train\.focal_alpha_negatives must be one of"),
     ],
 )
 def test_bad_settings_are_named(data: dict[str, object], message: str) -> None:
@@ -66,3 +72,23 @@ def test_load_errors_name_the_file(tmp_path: Path) -> None:
 def test_config_hash_changes_with_any_setting() -> None:
     assert config_hash(PrepConfig()) == config_hash(PrepConfig())
     assert config_hash(PrepConfig()) != config_hash(PrepConfig(hu_max=90.0))
+
+
+def test_issue_12_settings_default_and_load() -> None:
+    cfg = StudyConfig()
+    assert (cfg.eval.hd95_when_empty, cfg.eval.lesion_min_ml, cfg.train.focal_alpha_negatives) == (
+        "worst",
+        0.01,
+        "one_minus",
+    )
+    cfg = StudyConfig.from_dict(
+        {
+            "eval": {"hd95_when_empty": "exclude", "lesion_min_ml": 0.05},
+            "train": {"focal_alpha_negatives": "same"},
+        }
+    )
+    assert (cfg.eval.hd95_when_empty, cfg.eval.lesion_min_ml, cfg.train.focal_alpha_negatives) == (
+        "exclude",
+        0.05,
+        "same",
+    )

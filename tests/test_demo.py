@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from iphbench.demo import MIN_DEMO_DICE, DemoSettings, run_demo
+from iphbench.evaluation.summary import study_learning_check
 
 
 @pytest.mark.slow
@@ -42,4 +43,9 @@ def test_demo_runs_end_to_end_and_reports_honestly(tmp_path: Path) -> None:
     assert "reduced" in notes and "width 4" in notes
     if result.best_dice < MIN_DEMO_DICE:
         assert not result.learned and "FAILED" in notes and "FAILED" in html
+    # ... and the report opens with the learning-check banner (issue 16): these models did not learn
+    check = study_learning_check(study)
+    assert (
+        not check.meaningful and 'class="banner"' in html and check.headline() in html.replace("&#x27;", "'")
+    )
     assert [s.split()[0] for s in stages if s[:1].isdigit()] == ["1/5", "2/5", "3/5", "4/5", "5/5"]

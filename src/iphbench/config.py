@@ -27,6 +27,10 @@ MODEL_NAMES: tuple[str, ...] = ("unet", "attention_unet", "fpn", "transunet")
 STYLE_MODEL_NAMES: tuple[str, ...] = (*MODEL_NAMES, "nnunet_2d", "nnunet_3d_fullres")
 RECIPE_NAMES: tuple[str, ...] = ("paper", "iphbench")
 VIEW_NAMES: tuple[str, ...] = ("2DAxi", "2DCor", "2DSag")
+#: d_H95 policies for a missed lesion or a false alarm (``eval.hd95_when_empty``, docs/metrics.md).
+HD95_POLICIES: tuple[str, ...] = ("worst", "exclude")
+#: Weights of the negatives in the focal loss (``train.focal_alpha_negatives``, docs/training.md).
+FOCAL_ALPHA_NEGATIVES: tuple[str, ...] = ("one_minus", "same")
 
 
 @dataclass
@@ -125,6 +129,8 @@ class TrainConfig:
     plateau_factor: float = 0.5  # ReduceLROnPlateau factor
     dice_beta: float = 1.0  # beta of the F-beta Dice loss (paper eq. 1)
     focal_alpha: float = 0.25  # focal loss alpha (paper eq. 2)
+    # weight of the negatives: "one_minus" (1 − α, Lin 2017 and Keras) or "same" (α, eq. 2 exactly as printed)
+    focal_alpha_negatives: str = "one_minus"
     focal_gamma: float = 2.0  # focal loss gamma (paper eq. 2)
     steps_per_epoch: int | None = None  # steps per epoch; None = one pass over the training slices
     seed: int = 0  # seed of initialisation and sampling
@@ -150,6 +156,21 @@ class TrainConfig:
 
 
 @dataclass
+class LearningCheckConfig:
+    """When ``evaluate`` and the report say that the models did not learn (docs/evaluation.md, "Did the models learn?")."""
+
+    min_dice: float = (
+        0.2  # a style whose best mean Dice (2.5D, subjects with a hemorrhage) is below this did not learn
+    )
+    max_false_positive_ml: float = (
+        150.0  # nor did one whose median false-positive mL on lesion-free scans is above this
+    )
+    min_val_rise: float = (
+        0.05  # a run's validation Dice rose if it gained this over its first value (or reached min_dice)
+    )
+
+
+@dataclass
 class EvalConfig:
     """Evaluation protocols and thresholds (DESIGN.md, "Beyond the paper")."""
 
@@ -157,6 +178,14 @@ class EvalConfig:
     threshold: float = 0.5  # probability threshold after fusion
     save_predictions: bool = True  # write predicted masks as NIfTI in each scan's own grid
     batch_size: int = 512  # slices per inference batch
+    # d_H95 of a missed lesion or a false alarm: "worst" (the scan's field-of-view diagonal) or "exclude" (NaN)
+    hd95_when_empty: str = "worst"
+    lesion_min_ml: float = (
+        0.01  # connected components smaller than this are not lesions (lesion-wise detection)
+    )
+    learning_check: LearningCheckConfig = field(
+        default_factory=LearningCheckConfig
+    )  # "did the models learn?"
 
 
 @dataclass
@@ -223,6 +252,25 @@ class StudyConfig:
         _check_nnunet(self.nnunet)
         if self.folds.scheme not in ("kfold", "loso"):
             raise ConfigError(f"folds.scheme must be 'kfold' or 'loso', got {self.folds.scheme!r}")
+        lc = self.eval.learning_check
+        if not 0.0 <= lc.min_dice <= 1.0 or lc.max_false_positive_ml < 0 or lc.min_val_rise < 0:
+            raise ConfigError(
+                "eval.learning_check: min_dice must lie in [0, 1] and max_false_positive_ml and min_val_rise "
+                f"must be >= 0, got {lc}"
+            )
+        if self.eval.hd95_when_empty not in HD95_POLICIES:
+            raise ConfigError(
+                f"eval.hd95_when_empty must be one of {list(HD95_POLICIES)}, got {self.eval.hd95_when_empty!r}"
+            )
+        if not self.eval.lesion_min_ml >= 0:
+            raise ConfigError(
+                f"eval.lesion_min_ml must be a volume in mL >= 0, got {self.eval.lesion_min_ml}"
+            )
+        if self.train.focal_alpha_negatives not in FOCAL_ALPHA_NEGATIVES:
+            raise ConfigError(
+                f"train.focal_alpha_negatives must be one of {list(FOCAL_ALPHA_NEGATIVES)}, "
+                f"got {self.train.focal_alpha_negatives!r}"
+            )
         bad_protocols = [p for p in self.eval.protocols if p not in ("paper", "full")]
         if bad_protocols:
             raise ConfigError(f"unknown protocols {bad_protocols}; valid protocols are ['paper', 'full']")

@@ -58,6 +58,9 @@ def test_evaluate_writes_metrics_and_prints_a_summary(tiny_study: Path, tmp_path
     assert res.exit_code == 0, res.output
     text = _text(res.output)
     assert "metrics written to" in text and "metrics.csv" in text
+    # one optimisation step of width-4 models learns nothing: the summary says so, with the numbers
+    assert "results are not meaningful" in text and "the models did not learn" in text
+    assert "best mean Dice" in text and "eval.learning_check" in text
     m = pd.read_csv(study / "metrics.csv")
     assert len(m) > 0 and set(m["protocol"]) == {"paper", "full"}
     for word in ("paper", "full", "2.5D", "fpn", "unet", "missed"):

@@ -85,7 +85,14 @@ def _region(origins: np.ndarray, shape: tuple[int, ...], size: int) -> np.ndarra
 def test_metrics_csv_has_the_design_columns_and_one_row_per_cell(evaluated: tuple[Path, list[str]]) -> None:
     study, seen = evaluated
     m = _metrics(study)
-    assert list(m.columns) == [*DESIGN_COLUMNS, "status"]
+    assert list(m.columns) == [
+        *DESIGN_COLUMNS,
+        "status",
+        "fov_diagonal_mm",
+        "lesions_ref",
+        "lesions_hit",
+        "lesions_false",
+    ]
     assert list(m.columns) == METRIC_COLUMNS
     tests, healthy = _test_folds(study), _healthy(study)
     assert sorted(seen) == sorted(tests)  # every test subject once
@@ -172,7 +179,17 @@ def test_no_nan_dice_and_status_matches_the_volumes(evaluated: tuple[Path, list[
         [ref & pred, ref & ~pred, ~ref & pred], ["ok", "missed", "false_alarm"], default="both_empty"
     )
     assert (m["status"] == expected).all()
-    assert (m["hd95_mm"].isna() == m["status"].isin(["missed", "false_alarm"])).all()
+    # the default d_H95 policy 'worst': one empty mask takes the scan's field-of-view diagonal, never NaN
+    empty = m["status"].isin(["missed", "false_alarm"])
+    assert m["hd95_mm"].notna().all() and empty.any()
+    assert (m.loc[empty, "hd95_mm"] == m.loc[empty, "fov_diagonal_mm"]).all()
+    assert (m.loc[~empty, "hd95_mm"] < m.loc[~empty, "fov_diagonal_mm"]).all()
+    # lesion-wise counts agree with the status: nothing found when missed, nothing false when both are empty
+    assert (m.loc[m["status"] == "missed", "lesions_hit"] == 0).all()
+    assert (
+        (m.loc[m["status"] == "both_empty", ["lesions_ref", "lesions_hit", "lesions_false"]] == 0).all().all()
+    )
+    assert (m["lesions_hit"] <= m["lesions_ref"]).all() and (m.loc[m["ref_ml"] > 0, "lesions_ref"] >= 1).all()
     assert (m.loc[m["status"] == "both_empty", "dice"] == 1).all()
     assert m["status"].nunique() >= 2  # the study exercises more than one case
 
@@ -290,14 +307,35 @@ def test_missing_runs_are_listed(evaluated: tuple[Path, list[str]], tmp_path: Pa
 
 
 def test_an_edited_config_is_refused(evaluated: tuple[Path, list[str]], tmp_path: Path) -> None:
-    """config.yaml changed after training (here the threshold) no longer matches study.json."""
+    """config.yaml changed after training (here the learning rate) no longer matches study.json."""
     study = tmp_path / "study"
     shutil.copytree(evaluated[0], study, ignore=shutil.ignore_patterns("predictions", "eval"))
     cfg = StudyConfig.load(study / "config.yaml")
-    cfg.eval.threshold = 0.3
+    cfg.train.lr = 0.1
     cfg.save(study / "config.yaml")
     with pytest.raises(EvaluationError, match="different config"):
         evaluate_study(study, device="cpu")
+
+
+def test_edited_evaluation_settings_re_evaluate_instead_of_refusing(
+    evaluated: tuple[Path, list[str]],
+) -> None:
+    """The eval section does not change what was trained: it is keyed by eval/key.json, not study.json."""
+    from iphbench.evaluation.evaluate import _eval_key
+    from iphbench.training.grid import check_study
+
+    study = evaluated[0]
+    cfg = StudyConfig.load(study / "config.yaml")
+    key = _eval_key(study, cfg)
+    for change in ({"threshold": 0.3}, {"hd95_when_empty": "exclude"}, {"lesion_min_ml": 0.5}):
+        edited = StudyConfig.load(study / "config.yaml")
+        for name, value in change.items():
+            setattr(edited.eval, name, value)
+        assert check_study(study, edited)  # accepted ...
+        assert _eval_key(study, edited) != key  # ... and evaluated again
+    edited = StudyConfig.load(study / "config.yaml")
+    edited.eval.learning_check.min_dice = 0.5  # a banner threshold changes no metric: no re-evaluation
+    assert check_study(study, edited) and _eval_key(study, edited) == key
 
 
 def test_default_style_without_metrics_is_a_trained_one(

@@ -130,17 +130,28 @@ def test_small_sites_are_pooled_and_single_site_drops_the_term() -> None:
     assert res1.metrics["dice"].mixed == []
 
 
-def test_nan_metric_rows_are_excluded_and_counted(tmp_path) -> None:
+def test_missed_lesions_take_the_worst_case_or_are_excluded_and_counted(tmp_path) -> None:
     study = make_fake_study(tmp_path / "s", FakeStudySpec(p_missed=0.1, n_volumes=0, seed=3))
     df = load_metrics(study)
-    res = run_stats(df, protocol="full", mixed=False)
-    n_nan = int(
-        df.query("orientation == '2.5D' and protocol == 'full' and ref_ml > 0")["hd95_mm"].isna().sum()
+    sel = df.query("orientation == '2.5D' and protocol == 'full' and ref_ml > 0")
+    n_missed = int((sel["status"] == "missed").sum())
+    assert (
+        n_missed > 0
+        and (sel.loc[sel["status"] == "missed", "hd95_mm"] == sel["fov_diagonal_mm"].iloc[0]).all()
     )
-    assert n_nan > 0 and res.metrics["hd95_mm"].counts.nan_metric == n_nan
-    assert res.metrics["hd95_mm"].counts.hemorrhage_free == 3 * 4
-    assert res.metrics["dice"].counts.nan_metric == 0
-    assert len(res.false_positive_free) == 4 and res.false_positive_free[0].n == 3
+    worst = run_stats(df, protocol="full", mixed=False)  # default policy: worst
+    hd = worst.metrics["hd95_mm"]
+    assert hd.counts.nan_metric == 0 and hd.counts.worst_case == n_missed and hd.counts.not_common == 0
+    assert any("take the worst-case" in n for n in hd.notes)
+    excl = run_stats(df, protocol="full", mixed=False, hd95_when_empty="exclude")
+    hx = excl.metrics["hd95_mm"]
+    assert hx.counts.nan_metric == n_missed and hx.counts.not_common > 0
+    common = hx.same_subjects.n_subjects if hx.same_subjects else 0
+    assert hx.counts.used == 4 * common  # every style compared on the same subjects
+    assert any("comparisons use the" in n and "scored by all 4 compared styles" in n for n in hx.notes)
+    assert worst.metrics["hd95_mm"].counts.hemorrhage_free == 3 * 4
+    assert worst.metrics["dice"].counts.nan_metric == 0
+    assert len(worst.false_positive_free) == 4 and worst.false_positive_free[0].n == 3
 
 
 def test_mixed_model_recovers_site_variance() -> None:
@@ -190,3 +201,46 @@ def test_write_stats_writes_tables_and_strict_json(tmp_path) -> None:
     assert summary[0]["protocol"] == "paper"
     md = (out / "stats.md").read_text()
     assert "Protocol `paper`" in md and "Protocol `full`" in md
+
+
+def test_site_term_is_eq_6_by_default_and_pooling_is_an_option_that_is_said() -> None:
+    df = _planted(n_per_site=8)
+    keep = ~df["subject"].isin([f"sD{i}" for i in range(1, 8)] + [f"sB{i}" for i in range(2, 8)])
+    default = run_stats(df[keep], mixed=False)  # every site its own level, as the paper's eq. 6
+    fpn = next(o for o in default.metrics["dice"].ols if o.style == "fpn")
+    assert fpn.pooled_sites == [] and fpn.coefficient("site[B]") is not None and fpn.coefficient("site[D]")
+    assert not any("pooled" in n for n in collect_notes(default))
+    assert any("site(s) D have a single subject with a hemorrhage" in n for n in default.notes)
+    pooled = run_stats(df[keep], mixed=False, min_site_n=3)
+    assert any(
+        "pooled into one 'pooled small sites' level" in n and "min_site_n" in n for n in collect_notes(pooled)
+    )
+
+
+def test_repeated_measures_anova_equals_statsmodels_and_rank_tests_follow_non_normal_residuals() -> None:
+    from statsmodels.stats.anova import AnovaRM
+
+    from iphbench.stats import same_subject_comparison
+
+    df = _planted(n_per_site=10)
+    res = same_subject_comparison(df, "dice", STYLES)
+    ref = AnovaRM(df, "dice", "subject", within=["style"]).fit().anova_table.loc["style"]
+    assert res.rm_anova is not None and res.rm_anova.stat == pytest.approx(float(ref["F Value"]), rel=1e-9)
+    assert res.rm_anova.p == pytest.approx(float(ref["Pr > F"]), rel=1e-6, abs=1e-300)
+    assert res.rm_anova.label == "F(3, 117)" and res.n_subjects == 40
+    assert res.normal and res.friedman is None and {t.kind for t in res.posthoc} == {"paired"}
+    wide = df.pivot_table(index="subject", columns="style", values="dice")
+    t = next(t for t in res.posthoc if (t.style_a, t.style_b) == ("fpn", "unet"))
+    assert t.p == pytest.approx(float(sps.ttest_rel(wide["fpn"], wide["unet"]).pvalue))
+    # heavy-tailed differences: Shapiro–Wilk rejects, Friedman and Wilcoxon take over (scipy's values)
+    skewed = df.copy()
+    rng = np.random.default_rng(3)
+    skewed["dice"] = skewed["dice"] + rng.standard_cauchy(len(skewed)) * 0.05
+    res = same_subject_comparison(skewed, "dice", STYLES)
+    assert not res.normal and res.shapiro_p < 0.05 and res.friedman is not None
+    wide = skewed.pivot_table(index="subject", columns="style", values="dice")[STYLES]
+    assert res.friedman.p == pytest.approx(float(sps.friedmanchisquare(*[wide[s] for s in STYLES]).pvalue))
+    assert res.friedman.label == "χ²(3)" and {t.kind for t in res.posthoc} == {"wilcoxon"}
+    w = next(t for t in res.posthoc if (t.style_a, t.style_b) == ("fpn", "unet"))
+    assert w.p == pytest.approx(float(sps.wilcoxon(wide["fpn"], wide["unet"]).pvalue))
+    assert w.p_bonferroni == pytest.approx(min(1.0, 6 * w.p))

@@ -155,3 +155,16 @@ def test_early_stopping_rule() -> None:
     assert _should_stop(hist[:3], best_epoch=2, epochs=10, patience=2) == (False, False)
     assert _should_stop(hist, best_epoch=2, epochs=10, patience=0) == (False, False)
     assert _should_stop(hist, best_epoch=4, epochs=4, patience=2) == (True, False)
+
+
+@pytest.mark.parametrize("negatives", ["one_minus", "same"])
+def test_engine_builds_the_focal_alpha_convention_of_the_study(negatives: str) -> None:
+    # train.focal_alpha_negatives: "same" is eq. 2 exactly as printed (α on both terms), "one_minus" the usual form
+    cfg = TrainConfig(focal_alpha=0.25, focal_alpha_negatives=negatives)
+    engine = Engine.build(torch.nn.Conv2d(1, 1, 1), cfg, torch.device("cpu"), torch.float32)
+    assert engine.loss_fn.alpha_on_negatives == negatives
+    logits, target = torch.full((1, 1, 2, 2), 3.0), torch.zeros(1, 1, 2, 2)  # confident false positives
+    neg_weight = 0.25 if negatives == "same" else 0.75
+    p = torch.sigmoid(logits)
+    expected = float((-neg_weight * p**2 * torch.log(1 - p)).mean())
+    assert float(engine.loss_fn.counts(logits, target).focal_sum / 4) == pytest.approx(expected, rel=1e-5)

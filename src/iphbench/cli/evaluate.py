@@ -18,10 +18,11 @@ def evaluate_cmd(
 
     Each test subject is predicted by the models of the fold that held it out; predicted masks are
     written to STUDY/predictions/ in each scan's own grid."""
+    from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from iphbench.evaluation.evaluate import EvaluationError, evaluate_study
-    from iphbench.evaluation.summary import summary_table
+    from iphbench.evaluation.summary import learning_panel, study_learning_check, summary_table
 
     try:
         with Progress(
@@ -37,4 +38,8 @@ def evaluate_cmd(
     except (EvaluationError, OSError, ValueError) as exc:  # ValueError: a damaged checkpoint or table
         raise fail(str(exc)) from None
     console.print(summary_table(out))
+    check = study_learning_check(study)
+    console.print(learning_panel(check))
+    for note in check.notes:
+        console.print(f"[yellow]note:[/] {escape(note)}")
     console.print(f"metrics written to [bold]{out}[/]")

@@ -18,14 +18,26 @@ def report_cmd(
     out: Path | None = typer.Option(
         None, "--out", "-o", help="Output HTML file (default STUDY/report.html)."
     ),
-    orientation: str = typer.Option(
-        "2.5D", "--orientation", help="Orientation of the statistics and Fig. 2-3."
+    orientation: str | None = typer.Option(
+        None,
+        "--orientation",
+        help="Orientation of the statistics and Fig. 2-3. Default: 2.5D (a single view when there is none).",
     ),
     min_site_n: int = typer.Option(
-        3, "--min-site-n", help="Pool sites with fewer subjects in the OLS models."
+        1,
+        "--min-site-n",
+        help="Pool sites with fewer subjects in the OLS models. 1 (default): every site its own level (eq. 6).",
+    ),
+    hd95_when_empty: str | None = typer.Option(
+        None,
+        "--hd95-when-empty",
+        help="d_H95 of a missed lesion or false alarm: worst or exclude. Default: the study's eval.hd95_when_empty.",
     ),
     pdf: bool = typer.Option(
         True, "--pdf/--no-pdf", help="Also write each figure as PDF under STUDY/figures/."
+    ),
+    mixed: bool = typer.Option(
+        True, "--mixed/--no-mixed", help="Also fit the random-site-intercept mixed model."
     ),
 ) -> None:
     from rich.markup import escape
@@ -37,8 +49,11 @@ def report_cmd(
     folder = resolve_study(study)
     with console.status("writing the report (statistics, tables, figures)..."):
         try:
-            path = write_report(folder, out=out, orientation=orientation, min_site_n=min_site_n, pdf=pdf)
-        except (MetricsTableError, OSError) as exc:
+            path = write_report(
+                folder, out=out, orientation=orientation, min_site_n=min_site_n, pdf=pdf, mixed=mixed,
+                hd95_when_empty=hd95_when_empty,
+            )  # fmt: skip
+        except (MetricsTableError, OSError, ValueError) as exc:  # ValueError: an unknown d_H95 policy
             raise fail(str(exc)) from None
     size = path.stat().st_size / 1e6
     console.print(f"report written to [bold]{escape(str(path))}[/] ({size:.1f} MB, self-contained)")

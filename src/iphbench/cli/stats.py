@@ -33,14 +33,23 @@ def resolve_study(path: Path) -> Path:
 )
 def stats_cmd(
     study: Path = typer.Argument(..., help="Study folder (holding metrics.csv) or its study YAML."),
-    orientation: str = typer.Option(
-        "2.5D", "--orientation", help="Orientation analysed: 2DAxi, 2DCor, 2DSag, 2.5D."
+    orientation: str | None = typer.Option(
+        None,
+        "--orientation",
+        help="Orientation analysed: 2DAxi, 2DCor, 2DSag, 2.5D. Default: 2.5D (a single view when there is none).",
     ),
     protocol: list[str] | None = typer.Option(
         None, "--protocol", help="paper or full; repeat for both. Default: every protocol in metrics.csv."
     ),
     min_site_n: int = typer.Option(
-        3, "--min-site-n", help="Pool sites with fewer subjects in the OLS models."
+        1,
+        "--min-site-n",
+        help="Pool sites with fewer subjects in the OLS models. 1 (default): every site its own level (eq. 6).",
+    ),
+    hd95_when_empty: str | None = typer.Option(
+        None,
+        "--hd95-when-empty",
+        help="d_H95 of a missed lesion or false alarm: worst or exclude. Default: the study's eval.hd95_when_empty.",
     ),
     mixed: bool = typer.Option(
         True, "--mixed/--no-mixed", help="Also fit the random-site-intercept mixed model."
@@ -49,7 +58,11 @@ def stats_cmd(
     from rich.markup import escape
     from rich.table import Table
 
+    from iphbench.evaluation.learning import check_learning, load_thresholds
+    from iphbench.evaluation.summary import learning_panel
+    from iphbench.report.narrative import model_terms
     from iphbench.stats import (
+        HD95_POLICIES,
         METRIC_LABELS,
         MetricsTableError,
         collect_notes,
@@ -60,6 +73,7 @@ def stats_cmd(
         ordered_protocols,
         run_stats,
         save_stats,
+        study_hd95_policy,
     )
 
     folder = resolve_study(study)
@@ -72,40 +86,56 @@ def stats_cmd(
                 f"protocol(s) {bad} not in {folder / 'metrics.csv'}; it has {sorted(set(df['protocol']))}",
                 code=2,
             )
-        results = [run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed) for p in protocols]
-        out = save_stats(results, folder / "stats")
+        policy = hd95_when_empty or study_hd95_policy(folder)
+        if policy not in HD95_POLICIES:
+            raise fail(f"--hd95-when-empty must be one of {list(HD95_POLICIES)}, got {policy!r}", code=2)
+        results = [
+            run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed, hd95_when_empty=policy)
+            for p in protocols
+        ]
+        check = check_learning(df, folder, load_thresholds(folder))
+        out = save_stats(results, folder / "stats", check)
     except (MetricsTableError, OSError) as exc:
         raise fail(str(exc)) from None
 
+    if not check.meaningful:
+        console.print(learning_panel(check))
+
     for r in results:
         console.rule(
-            f"[bold]{escape(r.protocol)} protocol[/], {escape(orientation)}: {r.n_subjects} subjects, {r.n_sites} sites"
+            f"[bold]{escape(r.protocol)} protocol[/], {escape(r.orientation)}: {r.n_subjects} subjects, "
+            f"{r.n_sites} site{'s' if r.n_sites != 1 else ''}"
         )
-        anova = Table(title="One-way ANOVA across styles", show_edge=False)
-        for col in ("metric", "F", "p", "n rows", "excluded (NaN)"):
+        anova = Table(title="Omnibus tests across styles", show_edge=False)
+        for col in ("metric", "test", "statistic", "p", "n rows", "excluded (NaN)"):
             anova.add_column(col)
-        post = Table(title="Post-hoc t-tests, Bonferroni-corrected p", show_edge=False)
-        for col in ("metric", "pair", "mean diff", "unpaired p", "paired p"):
+        post = Table(title="Post-hoc tests, Bonferroni-corrected p", show_edge=False)
+        for col in ("metric", "pair", "mean diff", "unpaired t p (as published)", "same subjects p", "test"):
             post.add_column(col)
-        reg = Table(title="Regression: reference-volume slope per mL (OLS, site fixed)", show_edge=False)
+        fitted = [o for ms in r.metrics.values() for o in ms.ols]
+        reg = Table(
+            title=f"Regression: reference-volume slope per mL, OLS ~ {model_terms(fitted)}", show_edge=False
+        )
         for col in ("metric", "style", "slope", "p", "R²", "n"):
             reg.add_column(col)
         for metric, ms in r.metrics.items():
             label = METRIC_LABELS.get(metric, metric)
+            used, nan = str(ms.counts.used), str(ms.counts.nan_metric)
             if ms.anova is not None:
                 a = ms.anova
                 anova.add_row(
-                    label,
-                    f"{a.label} = {a.f:.3f}",
-                    format_p(a.p),
-                    str(ms.counts.used),
-                    str(ms.counts.nan_metric),
+                    label, "one-way ANOVA (as published)", f"{a.label} = {a.f:.3f}", format_p(a.p), used, nan
                 )
+            ss = ms.same_subjects
+            for om in [] if ss is None else [ss.rm_anova, ss.friedman]:
+                if om is not None:
+                    anova.add_row(label, om.test, f"{om.label} = {om.stat:.3f}", format_p(om.p), used, nan)
             paired = {(t.style_a, t.style_b): t for t in ms.paired}
+            test = ss.posthoc_test if ss is not None else "n/a"
             for t in ms.unpaired:
                 pt = paired.get((t.style_a, t.style_b))
                 post.add_row(label, f"{display_name(t.style_a)} vs {display_name(t.style_b)}", f"{t.mean_diff:+.3f}",
-                             format_p(t.p_bonferroni), format_p(pt.p_bonferroni) if pt else "n/a")  # fmt: skip
+                             format_p(t.p_bonferroni), format_p(pt.p_bonferroni) if pt else "n/a", test)  # fmt: skip
             for o in ms.ols:
                 c = o.coefficient("ref_ml")
                 if c is not None:

@@ -19,6 +19,7 @@ from iphbench.evaluation.metrics import (
     segmentation_metrics,
     surface_distances,
     volume_ml,
+    worst_case_hd95_mm,
 )
 
 __all__ = [
@@ -35,4 +36,5 @@ __all__ = [
     "segmentation_metrics",
     "surface_distances",
     "volume_ml",
+    "worst_case_hd95_mm",
 ]

@@ -30,14 +30,14 @@ import pandas as pd
 from iphbench._files import atomic_path, atomic_write_json
 from iphbench.config import StudyConfig, config_hash
 from iphbench.evaluation.postprocess import PostprocessTable, postprocess_volumes, remove_small_components
+from iphbench.evaluation.scoring import SCORE_COLUMNS
 from iphbench.styles import parse_style
 from iphbench.views import FUSED, VIEWS
 
 log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = [
-    "subject", "site", "age", "sex", "fold", "style", "orientation", "protocol",
-    "dice", "iou", "hd95_mm", "precision", "recall", "ref_ml", "pred_ml", "status",
+    "subject", "site", "age", "sex", "fold", "style", "orientation", "protocol", *SCORE_COLUMNS,
 ]  # fmt: skip
 
 
@@ -78,7 +78,9 @@ def _eval_key(study_dir: Path, cfg: StudyConfig) -> str:
                 None if stat is None else [stat.st_size, stat.st_mtime_ns],
             ]
         )
-    return config_hash({"eval": asdict(cfg.eval), "prep": asdict(cfg.prep), "runs": done})
+    settings = asdict(cfg.eval)
+    settings.pop("learning_check", None)  # thresholds of a report banner: they change no metric
+    return config_hash({"eval": settings, "prep": asdict(cfg.prep), "runs": done})
 
 
 def evaluate_study(
@@ -167,7 +169,7 @@ def evaluate_study(
 def _evaluate_subject(
     study_dir, cfg, store, info, subject, fold, models, dev, predict_subject_views, min_ml, reference=()
 ):
-    from iphbench.evaluation.metrics import segmentation_metrics
+    from iphbench.evaluation.scoring import score_prediction
     from iphbench.inference import fuse_views, threshold
     from iphbench.io import read_mask, read_volume, write_mask_like
     from iphbench.preprocessing import restore
@@ -200,10 +202,10 @@ def _evaluate_subject(
     rows: list[list[object]] = []
 
     def score(pred: np.ndarray, style: str, orientation: str, protocol: str) -> None:
-        m = segmentation_metrics(pred, ref, spacing)
+        scores = score_prediction(pred, ref, spacing, cfg.eval)
         rows.append([
             subject, info["site"], info.get("age"), info.get("sex"), fold, style, orientation, protocol,
-            m.dice, m.iou, m.hd95_mm, m.precision, m.recall, m.ref_ml, m.pred_ml, m.status,
+            *(scores[c] for c in SCORE_COLUMNS),
         ])  # fmt: skip
         if cfg.eval.save_predictions:
             out = study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"

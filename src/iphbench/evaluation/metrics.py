@@ -20,9 +20,14 @@ conventions" exactly:
 * **Percentile**: ``numpy.percentile`` with its default linear interpolation of each directed
   set (the convention of MONAI's ``torch.quantile``); d_H95 is the larger of the two.
 * **Empty masks** are never dropped: both empty gives Dice 1, IoU 1, d_H95 0 (status
-  ``"both_empty"``); reference non-empty and prediction empty gives Dice 0, IoU 0, d_H95 NaN
-  (``"missed"``); the reverse gives the same values with ``"false_alarm"``. Precision is NaN
-  when the prediction is empty and recall is NaN when the reference is empty (0/0).
+  ``"both_empty"``); reference non-empty and prediction empty gives Dice 0, IoU 0 (``"missed"``);
+  the reverse gives the same values with ``"false_alarm"``. d_H95 is then undefined: the
+  functions return NaN unless given the value to use (``empty_hd95``); the study's policy
+  (``eval.hd95_when_empty``, default ``worst``) gives :func:`worst_case_hd95_mm`, the diagonal
+  of the scan's field of view, as MetricsReloaded and the BraTS challenges do, so that every
+  style is averaged over the same subjects. The status always tells such a value from a measured
+  distance. Precision is NaN when the prediction is empty and recall is NaN when the reference
+  is empty (0/0).
 
 Masks are any arrays of equal shape (2D or 3D; bool or uint8 are the fast path) where non-zero
 means foreground. The full-volume work is a bounding-box scan at memory speed; everything else
@@ -64,7 +69,7 @@ class SegmentationMetrics:
     iou: float  # eq. 4; 1 when both masks are empty
     precision: float  # TP / (TP + FP); NaN when the prediction is empty
     recall: float  # TP / (TP + FN); NaN when the reference is empty
-    hd95_mm: float  # d_H95 in mm (eq. 5, 95th percentile); 0 when both empty, NaN when one is
+    hd95_mm: float  # d_H95 in mm (eq. 5, 95th percentile); 0 when both empty, empty_hd95 (NaN) when one is
     ref_ml: float  # reference volume in mL
     pred_ml: float  # predicted volume in mL
     status: Status  # "ok", "both_empty", "missed" (ref only) or "false_alarm" (pred only)
@@ -291,8 +296,29 @@ def hd95(
     return _hd_from_pair(_crop_pair(p, r), sp, float(percentile), method)
 
 
+def worst_case_hd95_mm(shape: Sequence[int], spacing: Sequence[float]) -> float:
+    """The worst-case d_H95 of a scan: the diagonal of its field of view in mm, ``‖shape × spacing‖``.
+
+    No two surface points of the scan can be farther apart, so it bounds every real d_H95. It is the
+    value given to a missed lesion or a false alarm (one mask empty) under the ``worst`` policy, as in
+    MetricsReloaded (Maier-Hein et al. 2024) and the BraTS challenges (373.13 mm, the diagonal of their
+    240 × 240 × 155 grid of 1 mm voxels).
+
+    Example:
+        >>> round(worst_case_hd95_mm((240, 240, 155), (1.0, 1.0, 1.0)), 2)
+        373.13
+    """
+    dims = tuple(int(n) for n in shape)
+    sp = _check_spacing(spacing, len(dims), dims)
+    return float(math.sqrt(sum((n * s) ** 2 for n, s in zip(dims, sp, strict=True))))
+
+
 def segmentation_metrics(
-    pred: np.ndarray, ref: np.ndarray, spacing: Sequence[float], percentile: float = 95.0
+    pred: np.ndarray,
+    ref: np.ndarray,
+    spacing: Sequence[float],
+    percentile: float = 95.0,
+    empty_hd95: float = math.nan,
 ) -> SegmentationMetrics:
     """Every metric of one subject in one pass (one crop shared by all of them).
 
@@ -301,6 +327,9 @@ def segmentation_metrics(
         ref: reference mask on the same grid.
         spacing: voxel size in mm along each array axis.
         percentile: the Hausdorff percentile (95 in the paper).
+        empty_hd95: d_H95 reported when exactly one mask is empty (status ``missed`` or
+            ``false_alarm``): NaN (the ``exclude`` policy) or :func:`worst_case_hd95_mm` of the scan
+            (the ``worst`` policy, iphbench's default).
 
     Returns:
         The metrics and the subject's status: "ok", "both_empty", "missed" or "false_alarm".
@@ -325,7 +354,9 @@ def segmentation_metrics(
         iou=_iou(c),
         precision=_ratio(c.n_both, c.n_pred),
         recall=_ratio(c.n_both, c.n_ref),
-        hd95_mm=_hd_from_pair(c, sp, float(percentile)),
+        hd95_mm=float(empty_hd95)
+        if status in ("missed", "false_alarm")
+        else _hd_from_pair(c, sp, float(percentile)),
         ref_ml=c.n_ref * voxel_ml,
         pred_ml=c.n_pred * voxel_ml,
         status=status,

@@ -1,11 +1,17 @@
-"""A compact summary of metrics.csv for the terminal: mean Dice, IoU and d_H95 per protocol, orientation and style."""
+"""A compact summary of metrics.csv for the terminal: mean Dice, IoU and d_H95 per protocol, orientation and
+style, and the "did the models learn?" verdict (:mod:`iphbench.evaluation.learning`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pandas as pd
+from rich.console import Group, RenderableType
+from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
+
+from iphbench.evaluation.learning import LearningCheck, check_learning, load_thresholds
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
@@ -35,3 +41,23 @@ def summary_table(metrics_csv: str | Path) -> Table:
             "n/a" if pd.isna(r.hd95_mm) else f"{r.hd95_mm:.2f}", str(r.missed), str(r.false_alarm),
         )  # fmt: skip
     return table
+
+
+def learning_panel(check: LearningCheck) -> RenderableType:
+    """A red panel when a style did not learn (headline, one line per style, thresholds); else one green line."""
+    if check.meaningful:
+        names = ", ".join(s.style for s in check.styles)
+        return Text(
+            f"learning check: every style learned ({names}); thresholds in eval.learning_check", style="green"
+        )
+    body = [Text(check.headline(), style="bold red")]
+    body += [Text(f"• {line}") for line in check.lines()]
+    body.append(Text(check.explanation(), style="dim"))
+    return Panel(Group(*body), title="results are not meaningful", border_style="red")
+
+
+def study_learning_check(study_dir: str | Path) -> LearningCheck:
+    """:func:`check_learning` of a study folder: its metrics.csv, runs' history.csv and config thresholds."""
+    study = Path(study_dir)
+    metrics = pd.read_csv(study / "metrics.csv", dtype={"subject": str, "site": str})
+    return check_learning(metrics, study, load_thresholds(study))

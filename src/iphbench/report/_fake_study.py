@@ -8,7 +8,10 @@ statistics can be checked against them. The planted effects (all on the F-measur
 - style effect: U-Net scores ``unet_penalty`` lower than the three other styles;
 - orientation: 2DAxi is much worse, 2DCor the best, 2.5D close to 2DCor;
 - a subject effect shared by every style (so that paired tests have something to remove);
-- a few missed lesions (F = 0, d_H95 NaN) and, under ``full``, hemorrhage-free subjects.
+- a few missed lesions (F = 0, d_H95 = the scan's field-of-view diagonal, as ``evaluate`` writes under
+  the default ``worst`` policy) and, under ``full``, hemorrhage-free subjects;
+- lesion-wise counts: larger hemorrhages have two lesions, a missed subject finds none, a few scans
+  have a false lesion.
 """
 
 from __future__ import annotations
@@ -82,6 +85,9 @@ def _subjects(spec: FakeStudySpec, rng: np.random.Generator) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+FOV_DIAGONAL_MM = 383.3  # a 512 × 512 × 40 scan of 0.45 × 0.45 × 5 mm voxels
+
+
 def _metrics(subjects: pd.DataFrame, spec: FakeStudySpec, rng: np.random.Generator) -> pd.DataFrame:
     subj_eff = dict(zip(subjects["subject"], rng.normal(0, 0.04, len(subjects)), strict=True))
     rows = []
@@ -96,8 +102,9 @@ def _metrics(subjects: pd.DataFrame, spec: FakeStudySpec, rng: np.random.Generat
                         status = "false_alarm" if fp > 0 else "both_empty"
                         rows.append({**s._asdict(), "style": style, "orientation": orient, "protocol": protocol,
                                      "dice": 0.0 if fp > 0 else 1.0, "iou": 0.0 if fp > 0 else 1.0,
-                                     "hd95_mm": np.nan if fp > 0 else 0.0, "precision": np.nan, "recall": np.nan,
-                                     "pred_ml": round(fp, 4), "status": status})  # fmt: skip
+                                     "hd95_mm": FOV_DIAGONAL_MM if fp > 0 else 0.0, "precision": np.nan,
+                                     "recall": np.nan, "pred_ml": round(fp, 4), "status": status,
+                                     "lesions_ref": 0, "lesions_hit": 0, "lesions_false": int(fp > 0.02)})  # fmt: skip
                         continue
                     f = 0.62 + spec.volume_slope * s.ref_ml + _ORIENT_SHIFT[orient] + subj_eff[s.subject]
                     f += spec.site_effect * (s.site == spec.effect_site) - spec.unet_penalty * (
@@ -111,15 +118,20 @@ def _metrics(subjects: pd.DataFrame, spec: FakeStudySpec, rng: np.random.Generat
                     bias = -0.15 if style == "unet" else 0.05
                     pred = float(s.ref_ml * np.exp(rng.normal(bias, 0.25)))
                     status = "ok"
+                    n_les = 1 + int(s.ref_ml > 15)
+                    hit = n_les - int(n_les > 1 and rng.random() < 0.3)
+                    false = int(rng.random() < (0.3 if style == "unet" else 0.15))
                     if rng.random() < spec.p_missed:
-                        f, hd, pred, status = 0.0, np.nan, 0.0, "missed"
+                        f, hd, pred, status, hit, false = 0.0, FOV_DIAGONAL_MM, 0.0, "missed", 0, 0
                     rows.append({**s._asdict(), "style": style, "orientation": orient, "protocol": protocol,
                                  "dice": round(f, 5), "iou": round(f / (2 - f), 5), "hd95_mm": hd,
                                  "precision": round(min(1.0, f + 0.03), 5), "recall": round(max(0.0, f - 0.03), 5),
-                                 "pred_ml": round(pred, 4), "status": status})  # fmt: skip
+                                 "pred_ml": round(pred, 4), "status": status, "lesions_ref": n_les,
+                                 "lesions_hit": hit, "lesions_false": false})  # fmt: skip
     cols = ["subject", "site", "age", "sex", "fold", "style", "orientation", "protocol", "dice", "iou", "hd95_mm",
-            "precision", "recall", "ref_ml", "pred_ml", "status"]  # fmt: skip
-    return pd.DataFrame(rows)[cols]
+            "precision", "recall", "ref_ml", "pred_ml", "status", "fov_diagonal_mm", "lesions_ref", "lesions_hit",
+            "lesions_false"]  # fmt: skip
+    return pd.DataFrame(rows).assign(fov_diagonal_mm=FOV_DIAGONAL_MM)[cols]
 
 
 def _ball(shape: tuple[int, int, int], centre: np.ndarray, radius: float) -> np.ndarray:

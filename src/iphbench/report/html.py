@@ -23,11 +23,20 @@ import pandas as pd
 
 from iphbench._files import atomic_write_text
 from iphbench.config import StudyConfig
+from iphbench.evaluation.learning import LearningCheck, check_learning
 from iphbench.report import narrative as nar
 from iphbench.report.convergence import convergence_html
+from iphbench.report.detection_tables import detection_tables
 from iphbench.report.tables import cohort_table, metric_table, protocol_description, write_tables
 from iphbench.stats.analysis import ProtocolStats, collect_notes, run_stats
-from iphbench.stats.metrics_table import display_name, load_metrics, ordered_protocols, subject_table
+from iphbench.stats.metrics_table import (
+    apply_hd95_policy,
+    comparison_rows,
+    display_name,
+    load_metrics,
+    ordered_protocols,
+    subject_table,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +61,7 @@ h3{font-size:1.1em;margin-top:1.6em}.sub{color:#555;margin:0 0 1em}
 .badge{display:inline-block;padding:.1em .55em;border-radius:.8em;font-size:.85em;font-weight:600;margin-right:.4em}
 .badge.paper{background:#e3f2fd;color:#0d47a1}.badge.full{background:#fff3e0;color:#e65100}
 .note{background:#fffbea;border-left:4px solid #f2c94c;padding:.6em 1em;margin:1em 0}
+.banner{background:#fdecea;border-left:6px solid #c62828;padding:.7em 1.1em;margin:1em 0;color:#5f1010}
 .key{background:#eef7ee;border-left:4px solid #43a047;padding:.6em 1em;margin:1em 0}
 .table-wrap{overflow-x:auto;margin:1em 0}
 table{border-collapse:collapse;font-size:.92em;font-variant-numeric:tabular-nums}
@@ -113,8 +123,14 @@ def _notes_html(text: str) -> str:
 
 
 def _figures(
-    df: pd.DataFrame, study: Path, protocol: str, orientation: str, formats: tuple[str, ...]
+    df: pd.DataFrame,
+    frame: pd.DataFrame,
+    study: Path,
+    protocol: str,
+    orientation: str,
+    formats: tuple[str, ...],
 ) -> tuple[list[_Fig], list[str]]:
+    """Fig. 1 from ``df`` (every orientation), Fig. 2, 3 and V from ``frame`` (the compared rows)."""
     from iphbench.report.figures import (
         figure_age_vs_f,
         figure_site_boxplots,
@@ -159,7 +175,12 @@ def _figures(
          "line (top) and Bland-Altman plots with the bias and 95% limits of agreement (bottom)."),
     ]  # fmt: skip
     for number, fn, stem, caption in specs:
-        png = save_figure(fn(df, orientation, protocol), out, stem, formats=formats)[0]
+        try:
+            png = save_figure(fn(frame, orientation, protocol), out, stem, formats=formats)[0]
+        except ValueError as exc:  # e.g. no subject with a hemorrhage: say so instead of failing the report
+            log.warning("Figure %s (%s) not drawn: %s", number, protocol, exc)
+            problems.append(f"Figure {number} ({tag}) could not be drawn: {exc}")
+            continue
         figs.append(_Fig(number, caption, png))
     return figs, problems
 
@@ -193,6 +214,7 @@ def _stats_section(ps: ProtocolStats) -> str:
         items = [
             nar.describe_anova(ms),
             nar.describe_posthoc(ms, "unpaired"),
+            nar.describe_same_subjects(ms),
             nar.describe_posthoc(ms, "paired"),
             nar.describe_regression(ms),
             nar.describe_normality(ms),
@@ -206,36 +228,87 @@ def _stats_section(ps: ProtocolStats) -> str:
     return "\n".join(parts)
 
 
-def _key_results(df: pd.DataFrame, stats: list[ProtocolStats], orientation: str) -> str:
+def _key_results(frames: dict[str, pd.DataFrame], stats: list[ProtocolStats]) -> str:
     items = []
     for ps in stats:
-        t = metric_table(df, "dice", ps.protocol)
-        if orientation in t.orientations:
-            row = t.mean.loc[orientation]
-            best = row.idxmax()
+        rows = frames[ps.protocol]
+        rows = rows[(rows["ref_ml"] > 0) & rows["dice"].notna()]
+        if rows.empty:
             items.append(
-                f"<li>{_badge(ps.protocol)} best {orientation} mean F-measure: <strong>{display_name(str(best))} "
-                f"{row[best]:.3f} ± {t.sd.loc[orientation, best]:.3f}</strong> over {int(t.n.loc[orientation, best])} "
-                f"subjects. {html.escape(nar.describe_anova(ps.metrics['dice']))}</li>"
+                f"<li>{_badge(ps.protocol)} no subject with a hemorrhage: no F-measure to report.</li>"
             )
+            continue
+        g = rows.groupby("style")["dice"]
+        mean, sd, n = g.mean(), g.std(ddof=1), g.size()
+        best = str(mean.idxmax())
+        sd_text = f"{sd[best]:.3f}" if pd.notna(sd[best]) else "n/a"
+        items.append(
+            f"<li>{_badge(ps.protocol)} best {html.escape(ps.orientation)} mean F-measure: "
+            f"<strong>{html.escape(_styled(best, ps))} {mean[best]:.3f} ± {sd_text}</strong> over {int(n[best])} "
+            f"subjects. {html.escape(nar.describe_anova(ps.metrics['dice']))} "
+            f"{html.escape(nar.describe_same_subjects(ps.metrics['dice']))}</li>"
+        )
     return f'<div class="key"><strong>Key results</strong><ul>{"".join(items)}</ul></div>'
+
+
+def _styled(style: str, ps: ProtocolStats) -> str:
+    """Display name, with the orientation of its rows when it differs from the compared one (nnU-Net's 3D)."""
+    own = ps.style_orientations.get(style, ps.orientation)
+    return display_name(style) + (f" ({own})" if own != ps.orientation else "")
+
+
+def _policy_sentence(policy: str) -> str:
+    if policy == "exclude":
+        return (
+            "d_H95 of a missed lesion or a false alarm is undefined and excluded (policy 'exclude'): d_H95 cells "
+            "show their n and comparisons use the subjects every compared style scored."
+        )
+    return (
+        "d_H95 of a missed lesion or a false alarm is the diagonal of the scan's field of view (policy 'worst', as "
+        "MetricsReloaded and BraTS), so every style is averaged over the same subjects."
+    )
+
+
+def _tests_sentence() -> str:
+    return (
+        "Styles are compared as published (one-way ANOVA, unpaired t-tests with Bonferroni correction) and on the "
+        "same subjects (repeated-measures ANOVA with paired t-tests, or the Friedman test with Wilcoxon "
+        "signed-rank tests when its residuals are not normal); every p value names its test."
+    )
+
+
+def _banner(check: LearningCheck) -> str:
+    if check.meaningful:
+        return ""
+    items = "".join(f"<li>{html.escape(line)}</li>" for line in check.lines())
+    return (
+        f'<div class="banner" role="alert"><strong>{html.escape(check.headline())}</strong><ul>{items}</ul>'
+        f"<p>{html.escape(check.explanation())}</p></div>"
+    )
 
 
 def write_report(
     study_dir: str | Path,
     out: str | Path | None = None,
-    orientation: str = "2.5D",
-    min_site_n: int = 3,
+    orientation: str | None = None,
+    min_site_n: int = 1,
     pdf: bool = True,
+    mixed: bool = True,
+    hd95_when_empty: str | None = None,
 ) -> Path:
     """Write the study's self-contained HTML report (default ``<study>/report.html``).
 
     Args:
         study_dir: the study folder (must hold ``metrics.csv``).
         out: output file; None = ``<study>/report.html``.
-        orientation: the orientation analysed by the statistics and Fig. 2-3 (paper: 2.5D).
-        min_site_n: sites with fewer subjects are pooled in the fixed-effect regressions.
+        orientation: the orientation analysed by the statistics and Fig. 2-3; None = 2.5D (or a single
+            view when there is no 2.5D), with nnU-Net reference styles beside it (docs/report.md).
+        min_site_n: sites with fewer subjects are pooled in the fixed-effect regressions; 1 (default)
+            keeps every site its own level, as the paper's eq. 6.
         pdf: also write each figure as PDF under ``<study>/figures/`` (PNG is always written and embedded).
+        mixed: also fit the random-site-intercept mixed models (the slowest part of the statistics).
+        hd95_when_empty: d_H95 of a missed lesion or false alarm, ``worst`` or ``exclude``; None = the
+            study's ``eval.hd95_when_empty`` (``worst`` without a config.yaml).
 
     Returns:
         The path of the report.
@@ -246,8 +319,21 @@ def write_report(
     protocols = ordered_protocols(df["protocol"].unique())
     cfg = _config(study)
     name = cfg.name if cfg is not None else study.name
-    stats = [run_stats(df, orientation, p, min_site_n=min_site_n) for p in protocols]
-    write_tables(df, study / "tables")
+    policy = hd95_when_empty or (cfg.eval.hd95_when_empty if cfg is not None else "worst")
+    stats = [
+        run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed, hd95_when_empty=policy)
+        for p in protocols
+    ]
+    policed, _ = apply_hd95_policy(df, policy)
+    frames = {p: comparison_rows(policed, p, orientation).rows for p in protocols}
+    check = check_learning(df, study, cfg.eval.learning_check if cfg is not None else None)
+    min_lesion_ml = cfg.eval.lesion_min_ml if cfg is not None else None
+    write_tables(df, study / "tables", hd95_when_empty=policy)
+    for ps in stats:
+        for t in detection_tables(ps.detection, ps.protocol, ps.orientation, min_lesion_ml):
+            stem = f"table_detection_{t.kind}_{ps.protocol}"
+            atomic_write_text(study / "tables" / f"{stem}.md", t.to_markdown())
+            atomic_write_text(study / "tables" / f"{stem}.csv", t.frame.to_csv())
     h: list[str] = []
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
     h.append(f"<h1>IPH segmentation benchmark: {html.escape(name)}</h1>")
@@ -255,8 +341,11 @@ def write_report(
         f'<p class="sub">Study folder <code>{html.escape(str(study.resolve()))}</code>, report written {now}. '
         f"Reproduces Duarte et al., MIDL 2026 (tables 1-4, figures 1-3, section 3.5 statistics). Protocols: "
         + "; ".join(f"{_badge(p)} {html.escape(protocol_description(p))}" for p in protocols)
-        + ".</p>"
+        + f". {html.escape(_policy_sentence(policy))} {html.escape(_tests_sentence())}</p>"
     )
+    h.append(_banner(check))
+    for note in check.notes:
+        h.append(f'<p class="note">Learning check: {html.escape(note)}</p>')
     notes = study / "notes.md"
     if notes.is_file():
         h.append(
@@ -265,7 +354,7 @@ def write_report(
     training, not_converged = convergence_html(study, ("png", "pdf") if pdf else ("png",))
     for w in not_converged:
         h.append(f'<p class="note"><strong>Not converged.</strong> {html.escape(w)}</p>')
-    h.append(_key_results(df, stats, orientation))
+    h.append(_key_results(frames, stats))
     from iphbench.nnunet.summary import describe_references
 
     if refs := describe_references(study, df):  # nnU-Net reference styles: version and settings
@@ -278,10 +367,17 @@ def write_report(
         h.append(f"<h2>{k}. Results, {html.escape(p)} protocol ({html.escape(protocol_description(p))})</h2>")
         h.append(f"<h3>Tables 2-4 ({html.escape(p)} protocol)</h3>")
         for metric in ("dice", "iou", "hd95_mm"):
-            h.append(metric_table(df, metric, p).to_html())
+            h.append(metric_table(df, metric, p, hd95_when_empty=policy).to_html())
+        dets = detection_tables(ps.detection, p, ps.orientation, min_lesion_ml)
+        if dets:
+            h.append(
+                f"<h3>Detection ({html.escape(p)} protocol, {html.escape(ps.orientation)}, beyond the paper)</h3>"
+            )
+            h.extend(t.to_html() for t in dets)
+        sites = f"{ps.n_sites} site" + ("s" if ps.n_sites != 1 else "")
         h.append(
-            f"<h3>Statistics ({html.escape(p)} protocol, {html.escape(orientation)}, {ps.n_subjects} subjects, "
-            f"{ps.n_sites} sites)</h3>"
+            f"<h3>Statistics ({html.escape(p)} protocol, {html.escape(ps.orientation)}, {ps.n_subjects} subjects, "
+            f"{sites})</h3>"
         )
         h.append(_stats_section(ps))
         pnotes = collect_notes(ps)
@@ -293,7 +389,9 @@ def write_report(
         fp = nar.describe_false_positive_free(ps.false_positive_free)
         if fp:
             h.append(f"<p>{html.escape(fp)}</p>")
-        figs, problems = _figures(df, study, p, orientation, ("png", "pdf") if pdf else ("png",))
+        figs, problems = _figures(
+            df, frames[p], study, p, ps.orientation, ("png", "pdf") if pdf else ("png",)
+        )
         h.append(f"<h3>Figures ({html.escape(p)} protocol)</h3>")
         for msg in problems:
             h.append(f'<p class="note">{html.escape(msg)}</p>')

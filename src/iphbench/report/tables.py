@@ -17,8 +17,11 @@ import numpy as np
 import pandas as pd
 
 from iphbench._files import atomic_write_text
+from iphbench.stats.formatting import text_labels
 from iphbench.stats.metrics_table import (
+    EMPTY_STATUSES,
     HIGHER_IS_BETTER,
+    apply_hd95_policy,
     display_name,
     ordered_orientations,
     ordered_protocols,
@@ -62,6 +65,14 @@ class MetricTable:
     n_excluded_nan: int  # subject-rows without a value (missed lesion / false alarm), excluded from the means
     n_hemorrhage_free: int  # subject-rows of hemorrhage-free subjects, excluded (reported apart)
     digits: int = 3
+    hd95_policy: str = "worst"  # d_H95 of a missed lesion or false alarm: "worst" or "exclude"
+    n_worst_case: int = 0  # subject-rows holding the worst-case d_H95 (policy "worst")
+
+    @property
+    def show_n(self) -> bool:
+        """Each cell shows its n when the cells' n differ, and always for d_H95 under ``exclude``."""
+        filled = [int(v) for v in self.n.to_numpy().ravel() if v > 0]
+        return (self.metric == "hd95_mm" and self.hd95_policy == "exclude") or len(set(filled)) > 1
 
     @property
     def number(self) -> int:
@@ -72,16 +83,30 @@ class MetricTable:
         """Caption naming the protocol and what was excluded."""
         unit = " Values in mm." if self.metric == "hd95_mm" else ""
         rule = "lowest" if not HIGHER_IS_BETTER.get(self.metric, True) else "highest"
+        filled = sorted({int(v) for v in self.n.to_numpy().ravel() if v > 0})
+        over = (
+            "subjects per orientation and style; each cell shows its n"
+            if self.show_n
+            else f"the {filled[0] if filled else 0} subjects with a hemorrhage"
+        )
         text = (
             f"Table {self.number}: {_TITLE.get(self.metric, self.metric)} for IPH segmentation, "
-            f"{protocol_label(self.protocol)}. Mean ± standard deviation over subjects per "
-            f"orientation and style.{unit} The best style per orientation ({rule}) is in bold."
+            f"{protocol_label(self.protocol)}. Mean ± standard deviation over {over}.{unit} "
+            f"The best style per orientation ({rule}) is in bold."
         )
-        if self.metric == "hd95_mm":
+        if self.metric == "hd95_mm" and self.hd95_policy == "worst":
             text += (
-                f" {self.n_excluded_nan} subject-rows with a missed lesion or a false alarm have no d_H95 and are "
-                "excluded from the means."
+                f" Missed lesions and false alarms ({self.n_worst_case} subject-rows) take the worst-case d_H95, "
+                "the diagonal of the scan's field of view (policy 'worst', as MetricsReloaded and BraTS), so every "
+                "style is averaged over the same subjects."
             )
+        if self.n_excluded_nan:
+            why = (
+                "a missed lesion or a false alarm (policy 'exclude')"
+                if self.metric == "hd95_mm" and self.hd95_policy == "exclude"
+                else "no value in metrics.csv"
+            )
+            text += f" {self.n_excluded_nan} subject-rows with {why} are excluded from the means."
         if self.n_hemorrhage_free:
             text += (
                 f" {self.n_hemorrhage_free} subject-rows of hemorrhage-free subjects are reported separately."
@@ -96,7 +121,8 @@ class MetricTable:
         if not np.isfinite(m):
             return "n/a"
         sd = f"{s:.{self.digits}f}" if np.isfinite(s) else "n/a"
-        return f"{m:.{self.digits}f} ± {sd}"
+        n = f" (n = {int(self.n.loc[orientation, style])})" if self.show_n else ""
+        return f"{m:.{self.digits}f} ± {sd}{n}"
 
     def to_markdown(self) -> str:
         head = "| Orientation | " + " | ".join(display_name(s) for s in self.styles) + " |"
@@ -159,8 +185,13 @@ class MetricTable:
         )
 
 
-def metric_table(df: pd.DataFrame, metric: str, protocol: str, digits: int = 3) -> MetricTable:
+def metric_table(
+    df: pd.DataFrame, metric: str, protocol: str, digits: int = 3, hd95_when_empty: str = "worst"
+) -> MetricTable:
     """Build Table 2 (``dice``), 3 (``iou``) or 4 (``hd95_mm``) for one protocol from the metrics table.
+
+    ``hd95_when_empty`` is the d_H95 policy for missed lesions and false alarms
+    (:func:`iphbench.stats.metrics_table.apply_hd95_policy`); the caption states it.
 
     Raises:
         ValueError: no rows for ``protocol``.
@@ -168,15 +199,18 @@ def metric_table(df: pd.DataFrame, metric: str, protocol: str, digits: int = 3) 
     sub = df[df["protocol"] == protocol]
     if sub.empty:
         raise ValueError(f"metrics.csv has no rows for protocol {protocol!r}")
+    sub, _ = apply_hd95_policy(sub, hd95_when_empty)
     orients = ordered_orientations(sub["orientation"].unique())
     styles = ordered_styles(sub["style"].unique())
     mean = pd.DataFrame(np.nan, index=orients, columns=styles)
     sd, n = mean.copy(), pd.DataFrame(0, index=orients, columns=styles)
-    n_nan = n_free = 0
+    n_nan = n_free = n_worst = 0
     for o in orients:
         sel = select_rows(sub, metric, o, protocol, covariates=False, references=False)
         n_nan += sel.n_nan
         n_free += sel.n_hemorrhage_free
+        if metric == "hd95_mm" and "status" in sel.rows:
+            n_worst += int(sel.rows["status"].isin(EMPTY_STATUSES).sum())
         for s, g in sel.rows.groupby("style"):
             v = g[metric].to_numpy(float)
             mean.loc[o, s] = v.mean()
@@ -186,10 +220,12 @@ def metric_table(df: pd.DataFrame, metric: str, protocol: str, digits: int = 3) 
     best: dict[str, list[str]] = {}
     for o in orients:
         rounded = mean.loc[o].round(digits)
-        if rounded.notna().any():
+        if rounded.notna().sum() > 1:  # a row with one style (nnU-Net's 3D) has nothing to be best against
             target = rounded.max() if higher else rounded.min()
             best[o] = [s for s in styles if rounded[s] == target]
-    return MetricTable(metric, protocol, orients, styles, mean, sd, n, best, n_nan, n_free, digits)
+    return MetricTable(
+        metric, protocol, orients, styles, mean, sd, n, best, n_nan, n_free, digits, hd95_when_empty, n_worst
+    )
 
 
 @dataclass
@@ -270,7 +306,7 @@ def cohort_table(subjects: pd.DataFrame) -> CohortTable:
     groups = [(str(s), g) for s, g in subjects.groupby("site", sort=True)] + [("Total", subjects)]
     n_free = int((subjects["ref_ml"] <= 0).sum())
     for name, g in groups:
-        male = int((g["sex"].astype(str).str.upper().str[:1] == "M").sum())
+        male = sum(s.strip().upper()[:1] == "M" for s in text_labels(g["sex"]))
         col = [str(len(g)), _mean_sd(g["age"]), f"{male} ({100 * male / len(g):.1f}%)",
                _mean_sd(g.loc[g["ref_ml"] > 0, "ref_ml"])]  # fmt: skip
         if n_free:
@@ -280,7 +316,7 @@ def cohort_table(subjects: pd.DataFrame) -> CohortTable:
     return CohortTable(pd.DataFrame(cols, index=index), n_free=n_free)
 
 
-def write_tables(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
+def write_tables(df: pd.DataFrame, out_dir: str | Path, hd95_when_empty: str = "worst") -> list[Path]:
     """Write Table 1 and Tables 2-4 of every protocol as ``.md``, ``.tex`` and ``.csv`` under ``out_dir``."""
     out = Path(out_dir)
     written: list[Path] = []
@@ -295,7 +331,7 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path) -> list[Path]:
     put("table1_cohort.csv", t1.frame.to_csv())
     for protocol in ordered_protocols(df["protocol"].unique()):
         for metric in ("dice", "iou", "hd95_mm"):
-            t = metric_table(df, metric, protocol)
+            t = metric_table(df, metric, protocol, hd95_when_empty=hd95_when_empty)
             stem = f"table{t.number}_{metric}_{protocol}"
             put(f"{stem}.md", t.to_markdown())
             put(f"{stem}.tex", t.to_latex())

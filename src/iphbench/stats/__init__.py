@@ -1,4 +1,5 @@
-"""Statistics of a study (paper section 3.5): per-style regression, ANOVA, post-hoc tests, mixed model, volume agreement.
+"""Statistics of a study (paper section 3.5): per-style regression, ANOVA and post-hoc tests as published,
+same-subject comparisons, mixed model, volume agreement, lesion-wise detection.
 
 Example:
     >>> from iphbench.stats import write_stats  # doctest: +SKIP
@@ -31,12 +32,19 @@ from iphbench.stats.comparison import (
     pairwise_paired,
     pairwise_unpaired,
 )
-from iphbench.stats.formatting import format_num, format_p
+from iphbench.stats.detection import DetectionSummary, detection_summary, has_lesion_columns
+from iphbench.stats.formatting import format_cell, format_num, format_p, markdown_table, text_frame
 from iphbench.stats.metrics_table import (
+    HD95_POLICIES,
     METRIC_LABELS,
     STYLE_NAMES,
+    Comparison,
     MetricsTableError,
+    apply_hd95_policy,
+    common_subjects,
+    comparison_rows,
     display_name,
+    headline_orientation,
     load_metrics,
     ordered_orientations,
     ordered_protocols,
@@ -53,33 +61,47 @@ from iphbench.stats.regression import (
     pool_small_sites,
     residual_normality,
 )
-from iphbench.stats.write import save_stats, stats_markdown, stats_tables, write_stats
+from iphbench.stats.repeated import OmnibusResult, SameSubjects, same_subject_comparison
+from iphbench.stats.write import save_stats, stats_markdown, stats_tables, study_hd95_policy, write_stats
 
 __all__ = [
     "DEFAULT_METRICS",
+    "HD95_POLICIES",
     "METRIC_LABELS",
     "POOLED_LEVEL",
     "STYLE_NAMES",
     "AnovaResult",
+    "Comparison",
+    "DetectionSummary",
     "FalsePositiveFree",
     "MetricStats",
     "MetricsTableError",
     "MixedResult",
     "OLSResult",
+    "OmnibusResult",
     "PairwiseResult",
     "ProtocolStats",
     "RowCounts",
+    "SameSubjects",
     "VolumeAgreement",
+    "apply_hd95_policy",
     "bonferroni",
     "collect_notes",
+    "common_subjects",
+    "comparison_rows",
+    "detection_summary",
     "display_name",
     "false_positive_free",
     "fit_mixed",
     "fit_ols",
+    "format_cell",
     "format_num",
     "format_p",
+    "has_lesion_columns",
+    "headline_orientation",
     "icc_a1",
     "load_metrics",
+    "markdown_table",
     "one_way_anova",
     "ordered_orientations",
     "ordered_protocols",
@@ -89,11 +111,14 @@ __all__ = [
     "pool_small_sites",
     "residual_normality",
     "run_stats",
+    "same_subject_comparison",
     "save_stats",
     "select_rows",
     "stats_markdown",
     "stats_tables",
+    "study_hd95_policy",
     "subject_table",
+    "text_frame",
     "volume_agreement",
     "write_stats",
 ]

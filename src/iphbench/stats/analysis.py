@@ -1,9 +1,13 @@
 """The whole statistical analysis of one protocol and orientation (paper sections 3.5 and 4).
 
 :func:`run_stats` is a pure function of the metrics table: for each metric (F-measure, IoU,
-d_H95) it fits the per-style OLS of paper eq. 6, the one-way ANOVA across styles, the post-hoc
-pairwise t-tests (unpaired with Bonferroni as in the paper; paired as an addition), the
-random-site-intercept mixed model, and the volume agreement. Nothing is read or written here;
+d_H95) it fits the per-style OLS of paper eq. 6, the paper's one-way ANOVA across styles and its
+post-hoc unpaired t-tests with Bonferroni correction ("as published"), the comparisons on the same
+subjects (repeated-measures ANOVA, or Friedman and Wilcoxon tests when its residuals are not normal;
+:mod:`iphbench.stats.repeated`), the random-site-intercept mixed model, the volume agreement and the
+lesion-wise detection. Comparisons across styles use the subjects that every compared style scored.
+d_H95 of a missed lesion or a false alarm follows the study's policy (``worst`` by default,
+:func:`iphbench.stats.metrics_table.apply_hd95_policy`). Nothing is read or written here;
 :func:`iphbench.stats.write.write_stats` stores the result under ``<study>/stats/``.
 """
 
@@ -15,24 +19,19 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from iphbench.stats.agreement import FalsePositiveFree, VolumeAgreement, false_positive_free, volume_agreement
-from iphbench.stats.comparison import (
-    AnovaResult,
-    PairwiseResult,
-    one_way_anova,
-    pairwise_paired,
-    pairwise_unpaired,
-)
+from iphbench.stats.comparison import AnovaResult, PairwiseResult, one_way_anova, pairwise_unpaired
+from iphbench.stats.detection import DetectionSummary, detection_summary, has_lesion_columns
 from iphbench.stats.metrics_table import (
     METRIC_LABELS,
-    MetricsTableError,
-    at_orientation,
+    apply_hd95_policy,
+    common_subjects,
+    comparison_rows,
     display_name,
     ordered_styles,
-    reference_note,
     select_rows,
 )
-from iphbench.stats.regression import MixedResult, OLSResult, fit_mixed, fit_ols
-from iphbench.views import FUSED
+from iphbench.stats.regression import SINGLE_SITE_NOTE, MixedResult, OLSResult, fit_mixed, fit_ols
+from iphbench.stats.repeated import SameSubjects, same_subject_comparison
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +42,12 @@ DEFAULT_METRICS: tuple[str, ...] = ("dice", "iou", "hd95_mm")
 class RowCounts:
     """How many subject-rows of one metric entered the models and how many were left out, and why."""
 
-    used: int  # subject × style rows in the ANOVA and t-tests (the regressions also need age and sex)
+    used: int  # subject × style rows in the comparisons (the regressions also need age and sex)
     hemorrhage_free: int  # left out: ref_ml == 0 (full protocol)
-    nan_metric: int  # left out: metric is NaN (missed lesion or false alarm for d_H95)
-    missing_covariate: int  # left out: no age or sex
+    nan_metric: int  # left out: metric is NaN (under `exclude`: d_H95 of a missed lesion or false alarm)
+    missing_covariate: int  # left out of the regressions: no age or sex
+    worst_case: int = 0  # d_H95 rows holding the worst-case value (missed lesion or false alarm, `worst`)
+    not_common: int = 0  # left out of the comparisons: a subject that not every compared style scored
 
 
 @dataclass
@@ -57,10 +58,15 @@ class MetricStats:
     counts: RowCounts
     ols: list[OLSResult]  # one per style that could be fitted
     mixed: list[MixedResult]  # one per style (empty for a single-site cohort)
-    anova: AnovaResult | None
-    unpaired: list[PairwiseResult]  # the paper's post-hoc tests
-    paired: list[PairwiseResult]  # beyond the paper
+    anova: AnovaResult | None  # the paper's one-way ANOVA ("as published")
+    unpaired: list[PairwiseResult]  # the paper's post-hoc unpaired t-tests ("as published")
+    same_subjects: SameSubjects | None  # beyond the paper: RM ANOVA, or Friedman + Wilcoxon
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def paired(self) -> list[PairwiseResult]:
+        """Post-hoc tests on the same subjects (paired t or Wilcoxon, see ``same_subjects``)."""
+        return self.same_subjects.posthoc if self.same_subjects is not None else []
 
 
 @dataclass
@@ -77,47 +83,89 @@ class ProtocolStats:
     agreement: list[VolumeAgreement]
     false_positive_free: list[FalsePositiveFree]
     notes: list[str] = field(default_factory=list)
+    style_orientations: dict[str, str] = field(default_factory=dict)  # style → orientation of its rows
+    hd95_policy: str = "worst"  # d_H95 of a missed lesion or false alarm: "worst" or "exclude"
+    detection: list[DetectionSummary] = field(default_factory=list)  # lesion-wise and subject-level
 
 
 def run_stats(
     df: pd.DataFrame,
-    orientation: str = "2.5D",
+    orientation: str | None = None,
     protocol: str = "paper",
     metrics: tuple[str, ...] = DEFAULT_METRICS,
-    min_site_n: int = 3,
+    min_site_n: int = 1,
     mixed: bool = True,
     pool_sd: bool = True,
+    hd95_when_empty: str = "worst",
 ) -> ProtocolStats:
     """Run the paper's statistics (and the additions) on one protocol and orientation.
 
     Args:
         df: the metrics table (:func:`iphbench.stats.metrics_table.load_metrics`).
-        orientation: rows to analyse (paper: 2.5D is the headline; any orientation works).
+        orientation: rows to analyse; None = the headline, 2.5D (or a single view when there is
+            no 2.5D; nnU-Net reference styles with their own orientation beside it), see
+            :func:`iphbench.stats.metrics_table.comparison_rows`.
         protocol: ``paper`` or ``full``.
         metrics: outcome columns.
-        min_site_n: sites with fewer subjects are pooled in the fixed-effect models.
+        min_site_n: sites with fewer subjects are pooled in the fixed-effect models; 1 (default) keeps
+            every site its own level, as the paper's eq. 6.
         mixed: also fit the random-site-intercept mixed models (the slowest part).
         pool_sd: post-hoc unpaired tests with the pooled sd of R's ``pairwise.t.test`` (True) or Welch (False).
+        hd95_when_empty: d_H95 of a missed lesion or false alarm, ``worst`` or ``exclude``
+            (:func:`iphbench.stats.metrics_table.apply_hd95_policy`).
 
     Raises:
         MetricsTableError: no rows for this orientation and protocol.
     """
-    sel_all = df[at_orientation(df, orientation) & (df["protocol"] == protocol)]
-    if sel_all.empty:
-        have = sorted(set(zip(df["protocol"], df["orientation"], strict=True)))
-        raise MetricsTableError(
-            f"metrics.csv has no rows for protocol {protocol!r}, orientation {orientation!r}; it has {have}"
-        )
+    df, policy_notes = apply_hd95_policy(df, hd95_when_empty)
+    comp = comparison_rows(df, protocol, orientation)
+    sel_all, orientation = comp.rows, comp.orientation
     styles = ordered_styles(sel_all["style"].unique())
     positive = sel_all[sel_all["ref_ml"] > 0]
-    notes: list[str] = [n] if (n := reference_note(styles)) and orientation == FUSED else []
+    notes: list[str] = [*comp.notes, *policy_notes]
     n_sites = int(positive["site"].nunique())
-    if n_sites == 1:
-        notes.append("the cohort has a single site: the site term and the mixed model are left out")
+    if positive.empty:
+        notes.append("no subject has a hemorrhage in these rows: there is nothing to compare")
+    elif n_sites == 1:
+        notes.append(
+            f"the cohort has a single site ({positive['site'].iloc[0]}): the site term (Sitename in eq. 6) was "
+            "dropped from the regressions"
+            + (
+                "; the mixed model (random intercept per site) was skipped, it needs at least two sites"
+                if mixed
+                else ""
+            )
+        )
+    per_site = positive.groupby("site")["subject"].nunique()
+    lone = sorted(str(x) for x in per_site[per_site == 1].index)
+    if lone and n_sites > 1:
+        how = (
+            f"pooled with the other sites under {min_site_n} subjects in the regressions"
+            if min_site_n > 1
+            else "its own site level in the regressions fits that subject exactly (it adds no residual)"
+        )
+        notes.append(f"site(s) {', '.join(lone)} have a single subject with a hemorrhage: {how}")
+    if len(styles) == 1:
+        notes.append(f"only one style ({display_name(styles[0])}): there is no comparison between styles")
+    free_sites = sorted(set(sel_all.loc[sel_all["ref_ml"] <= 0, "site"]) - set(positive["site"]))
+    if free_sites and not positive.empty:
+        notes.append(
+            f"site(s) {', '.join(free_sites)} have only hemorrhage-free subjects: they appear in the "
+            "false-positive summary, not in the models"
+        )
     out: dict[str, MetricStats] = {}
     for metric in metrics:
         out[metric] = _metric_stats(
-            sel_all, metric, orientation, protocol, styles, min_site_n, mixed, pool_sd
+            sel_all, metric, orientation, protocol, styles, min_site_n, mixed and n_sites > 1, pool_sd,
+            hd95_when_empty,
+        )  # fmt: skip
+    detection: list[DetectionSummary] = []
+    if has_lesion_columns(sel_all):
+        detection = [d for s in styles if (d := detection_summary(sel_all, s)) is not None]
+    else:
+        notes.append(
+            "metrics.csv has no lesion-wise columns (lesions_ref, lesions_hit, lesions_false): no detection "
+            "table; run 'iphbench evaluate' again to add them"
         )
     return ProtocolStats(
         protocol=protocol,
@@ -130,6 +178,9 @@ def run_stats(
         agreement=[volume_agreement(sel_all, s) for s in styles],
         false_positive_free=[fp for s in styles if (fp := false_positive_free(sel_all, s)) is not None],
         notes=notes,
+        style_orientations=comp.style_orientations,
+        hd95_policy=hd95_when_empty,
+        detection=detection,
     )
 
 
@@ -142,18 +193,57 @@ def _metric_stats(
     min_site_n: int,
     mixed: bool,
     pool_sd: bool,
+    policy: str,
 ) -> MetricStats:
     sel = select_rows(df, metric, orientation, protocol, styles)
     rows = sel.rows  # for the models, which need age and sex
-    compare = select_rows(df, metric, orientation, protocol, styles, covariates=False).rows  # ANOVA, t-tests
-    counts = RowCounts(len(compare), sel.n_hemorrhage_free, sel.n_nan, sel.n_missing_covariate)
+    scored = select_rows(df, metric, orientation, protocol, styles, covariates=False).rows
+    compare, compared = common_subjects(scored, metric, styles)  # the same subjects for every style
+    worst = (
+        int(scored["status"].isin(["missed", "false_alarm"]).sum())
+        if metric == "hd95_mm" and "status" in scored.columns
+        else 0
+    )
+    counts = RowCounts(
+        len(compare),
+        sel.n_hemorrhage_free,
+        sel.n_nan,
+        sel.n_missing_covariate,
+        worst,
+        len(scored) - len(compare),
+    )
     notes = []
     label = METRIC_LABELS.get(metric, metric)
+    if worst and policy == "worst":
+        notes.append(
+            f"{worst} subject-rows with a missed lesion or a false alarm take the worst-case {label}, the "
+            "diagonal of the scan's field of view (policy 'worst')"
+        )
     if sel.n_nan:
-        notes.append(f"{sel.n_nan} subject-rows with no {label} (missed lesion or false alarm) were excluded")
+        why = (
+            f"{sel.n_nan_empty} of the {sel.n_nan} are missed lesions or false alarms"
+            + (" (policy 'exclude')" if policy == "exclude" else "")
+            if sel.n_nan_empty
+            else "none of them a missed lesion or a false alarm: the value is absent from metrics.csv"
+        )
+        if scored.empty:
+            notes.append(
+                f"no subject-row has a {label} value ({why}): it has no models, tests or table cells"
+            )
+        else:
+            notes.append(f"{sel.n_nan} subject-rows with no {label} were excluded ({why})")
     if sel.n_missing_covariate:
         notes.append(
             f"{sel.n_missing_covariate} subject-rows without age or sex were excluded from the models"
+        )
+    left_out = [s for s in styles if s not in compared]
+    if left_out and compared:
+        notes.append(f"{', '.join(display_name(s) for s in left_out)}: no {label} value, not compared")
+    if counts.not_common and len(compared) > 1:
+        n_common = compare["subject"].nunique()
+        notes.append(
+            f"comparisons use the {n_common} subjects scored by all {len(compared)} compared styles "
+            f"({counts.not_common} subject-rows of other subjects left out)"
         )
     ols, mixed_res = [], []
     for style in styles:
@@ -172,17 +262,20 @@ def _metric_stats(
                 mixed_res.append(m)
     anova = None
     try:
-        anova = one_way_anova(compare, metric, styles)
+        anova = one_way_anova(compare, metric, compared)
     except ValueError as exc:
         notes.append(f"ANOVA not computed: {exc}")
+    same = same_subject_comparison(compare, metric, compared) if len(compared) > 1 else None
+    if same is not None:
+        notes.extend(same.notes)
     return MetricStats(
         metric=metric,
         counts=counts,
         ols=ols,
         mixed=mixed_res,
         anova=anova,
-        unpaired=pairwise_unpaired(compare, metric, styles, pool_sd=pool_sd),
-        paired=pairwise_paired(compare, metric, styles),
+        unpaired=pairwise_unpaired(compare, metric, compared, pool_sd=pool_sd),
+        same_subjects=same,
         notes=notes,
     )
 
@@ -199,6 +292,8 @@ def collect_notes(ps: ProtocolStats) -> list[str]:
             where.setdefault(n, []).append((metric, "*"))
         for o in ms.ols:
             for n in o.notes:
+                if n == SINGLE_SITE_NOTE and ps.n_sites == 1:
+                    continue  # the protocol's own single-site note says it once
                 where.setdefault(n, []).append((metric, o.style))
         for m in ms.mixed:
             for n in m.notes:

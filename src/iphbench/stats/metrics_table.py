@@ -15,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from iphbench.config import HD95_POLICIES
+from iphbench.stats.formatting import text_labels
 from iphbench.styles import ARCH_LABELS, NNUNET_ORIENTATIONS, ordered_style_names, style_label
 from iphbench.views import FUSED, ORIENTATIONS
 
@@ -121,9 +123,18 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
         raise MetricsTableError(f"{path} lacks column(s) {missing}; it must hold {list(REQUIRED_COLUMNS)}")
     if df.empty:
         raise MetricsTableError(f"{path} holds no rows; evaluation has not scored any subject")
-    for col in ("subject", "site", "sex", "style", "orientation", "protocol"):
-        df[col] = df[col].astype(str)
-    df["sex"] = df["sex"].str.strip().str.upper().str[:1]
+    # labels as plain strings; never astype(str), which keeps NaN under pandas 3 (formatting.py)
+    for col in ("subject", "site", "style", "orientation", "protocol"):
+        gaps = df.index[df[col].isna()].tolist()
+        if gaps:
+            rows = ", ".join(str(i + 2) for i in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
+            raise MetricsTableError(
+                f"{path}: {len(gaps)} row(s) have no {col} (file lines {rows}); "
+                "every row needs subject, site, style, orientation and protocol. Run 'iphbench evaluate' again"
+            )
+        df[col] = text_labels(df[col])
+    df["sex"] = [s.strip().upper()[:1] for s in text_labels(df["sex"])]  # missing sex → "" (not M or F)
+    df["age"] = pd.to_numeric(df["age"], errors="coerce")
     if "status" not in df.columns:
         df["status"] = np.where(df["hd95_mm"].isna(), "missed", "ok")
     return df
@@ -139,6 +150,7 @@ class Selection:
     )
     n_nan: int  # subject-rows whose metric is NaN (d_H95 of a missed lesion or a false alarm)
     n_missing_covariate: int  # subject-rows with no age or sex
+    n_nan_empty: int = 0  # of the NaN rows, those of a missed lesion or a false alarm (status)
 
 
 def select_rows(
@@ -176,6 +188,8 @@ def select_rows(
     free = sub["ref_ml"] <= 0
     sub = sub[~free]
     nan = sub[metric].isna()
+    empty = sub["status"].isin(["missed", "false_alarm"]) if "status" in sub else False
+    n_nan_empty = int((nan & empty).sum())
     sub = sub[~nan]
     n_missing_cov = 0
     if covariates:
@@ -187,6 +201,7 @@ def select_rows(
         n_hemorrhage_free=int(free.sum()),
         n_nan=int(nan.sum()),
         n_missing_covariate=n_missing_cov,
+        n_nan_empty=n_nan_empty,
     )
 
 
@@ -196,3 +211,139 @@ def subject_table(df: pd.DataFrame) -> pd.DataFrame:
     ranked = df.assign(_rank=df["protocol"].map(order)).sort_values(["subject", "_rank"])
     first = ranked.drop_duplicates("subject")
     return first[["subject", "site", "age", "sex", "ref_ml"]].reset_index(drop=True)
+
+
+def headline_orientation(orientations: object) -> str | None:
+    """The orientation a study's statistics describe when none is asked for.
+
+    2.5D (the paper's headline) when present; else the first single view in the paper's row order
+    (a study trained on fewer than three views has no 2.5D); else the first other orientation
+    (an nnU-Net-only table: ``3D`` or ``2D``); None when there is none at all.
+    """
+    present = ordered_orientations(orientations)
+    if FUSED in present:
+        return FUSED
+    return present[0] if present else None
+
+
+@dataclass
+class Comparison:
+    """The rows of one protocol that the statistics compare, and how they were chosen."""
+
+    rows: pd.DataFrame  # one protocol; ``orientation`` relabelled to the compared one for reference styles
+    orientation: str  # the orientation compared
+    style_orientations: dict[str, str]  # style → the orientation its rows come from (differs for nnU-Net)
+    notes: list[str]
+
+
+def comparison_rows(df: pd.DataFrame, protocol: str, orientation: str | None = None) -> Comparison:
+    """Choose the rows of ``protocol`` on which the styles are compared.
+
+    With an explicit ``orientation`` only the styles that have it are compared. With None the
+    headline is used (:func:`headline_orientation`, with a note when it is not 2.5D), and a
+    reference style that has no such rows but one orientation of its own (nnU-Net's ``3D`` or
+    ``2D``) enters the comparison with its own predictions, labelled: its whole-scan prediction
+    is what it offers against the other styles' 2.5D fusion (docs/report.md, "Reference styles").
+
+    Raises:
+        MetricsTableError: no rows for ``protocol`` or ``orientation``.
+    """
+    prot = df[df["protocol"] == protocol]
+    if prot.empty:
+        raise MetricsTableError(
+            f"metrics.csv has no rows for protocol {protocol!r}; it has {sorted(set(df['protocol']))}"
+        )
+    notes: list[str] = []
+    explicit = orientation is not None
+    if orientation is None:
+        orientation = headline_orientation(prot["orientation"].unique())
+        assert orientation is not None  # prot is not empty
+        if orientation != FUSED:
+            notes.append(
+                f"there are no 2.5D rows (2.5D needs all three views): the statistics compare the styles "
+                f"on {orientation}"
+            )
+    rows = prot[prot["orientation"] == orientation]
+    if rows.empty:
+        have = ordered_orientations(prot["orientation"].unique())
+        raise MetricsTableError(
+            f"metrics.csv has no rows for protocol {protocol!r}, orientation {orientation!r}; it has {have}"
+        )
+    style_orient = {s: orientation for s in rows["style"].unique()}
+    if not explicit:
+        extra = []
+        for style, g in prot[~prot["style"].isin(list(style_orient))].groupby("style", sort=True):
+            own = sorted(set(g["orientation"]))
+            if len(own) == 1 and own[0] not in ORIENTATIONS:
+                style_orient[str(style)] = own[0]
+                extra.append(g.assign(orientation=orientation))
+                notes.append(
+                    f"{display_name(str(style))} has no {orientation} rows: it is compared with its own "
+                    f"{own[0]} predictions beside the other styles' {orientation}"
+                )
+        if extra:
+            rows = pd.concat([rows, *extra], ignore_index=True)
+    others = sorted(set(prot["style"]) - set(style_orient))
+    if others:
+        notes.append(
+            f"{', '.join(display_name(s) for s in ordered_styles(others))}: no {orientation} rows, not compared"
+        )
+    return Comparison(rows.reset_index(drop=True), orientation, style_orient, notes)
+
+
+#: Statuses of a subject-row with exactly one empty mask: d_H95 is undefined there.
+EMPTY_STATUSES: tuple[str, ...] = ("missed", "false_alarm")
+
+
+def apply_hd95_policy(df: pd.DataFrame, policy: str = "worst") -> tuple[pd.DataFrame, list[str]]:
+    """The metrics table with ``hd95_mm`` of missed lesions and false alarms set by ``policy``.
+
+    ``worst`` gives them the scan's field-of-view diagonal (column ``fov_diagonal_mm``, written by
+    ``evaluate``): every style is then averaged over the same subjects (MetricsReloaded; BraTS).
+    ``exclude`` sets them to NaN: they are left out, tables show n per cell, and comparisons use the
+    subjects every compared style scored. Idempotent, so every entry point may apply it.
+
+    Returns:
+        A copy of ``df`` and notes (e.g. rows that cannot take the worst-case value because
+        metrics.csv predates ``fov_diagonal_mm``).
+
+    Raises:
+        ValueError: an unknown policy.
+    """
+    if policy not in HD95_POLICIES:
+        raise ValueError(f"d_H95 policy must be one of {list(HD95_POLICIES)}, got {policy!r}")
+    out = df.copy()
+    if "hd95_mm" not in out.columns or "status" not in out.columns:
+        return out, []
+    empty = out["status"].isin(EMPTY_STATUSES)
+    if policy == "exclude":
+        out.loc[empty, "hd95_mm"] = np.nan
+        return out, []
+    todo = empty & out["hd95_mm"].isna()
+    fov = out["fov_diagonal_mm"] if "fov_diagonal_mm" in out.columns else pd.Series(np.nan, index=out.index)
+    fill = todo & fov.notna()
+    out.loc[fill, "hd95_mm"] = fov[fill]
+    left = int((todo & ~fill).sum())
+    notes = []
+    if left:
+        notes.append(
+            f"{left} missed-lesion or false-alarm rows have no field-of-view diagonal in metrics.csv (evaluated "
+            "before iphbench recorded it): they keep no d_H95 and are excluded; run 'iphbench evaluate' again "
+            "to give them the worst-case value"
+        )
+    return out, notes
+
+
+def common_subjects(rows: pd.DataFrame, metric: str, styles: list[str]) -> tuple[pd.DataFrame, list[str]]:
+    """Rows of the subjects that every compared style scored (a finite ``metric``), and the styles compared.
+
+    Styles with no value at all are not compared (the caller notes them). Used by every comparison
+    across styles, so that no style is averaged over other subjects than the rest.
+    """
+    vals = rows[rows[metric].notna() & rows["style"].isin(styles)]
+    compared = [s for s in styles if (vals["style"] == s).any()]
+    if not compared:
+        return vals.iloc[0:0], []
+    per_subject = vals.groupby("subject")["style"].nunique()
+    keep = set(per_subject[per_subject == len(compared)].index)
+    return vals[vals["subject"].isin(keep)].reset_index(drop=True), compared

@@ -4,9 +4,10 @@ The paper fits, for each segmentation style, ``PM ~ IPH.vol + Age + Sex + Sitena
 fixed effect. :func:`fit_ols` does that with statsmodels; :func:`fit_mixed` fits the site-robust
 alternative (beyond the paper): the same fixed effects with a random intercept per site.
 
-Small sites: a site with fewer than ``min_site_n`` subjects cannot support its own fixed effect
-(one subject gives a residual of exactly zero; two give a near-degenerate contrast), so such sites
-are pooled into one level, ``POOLED_LEVEL``, for the fixed-effect model, and the output says so.
+Sites: by default every site is its own level, as the paper's eq. 6 (``Sitename``). A site with one
+subject then fits that subject exactly (its residual is zero and it informs no other estimate), and
+two subjects give a near-degenerate contrast; pooling small sites is an option (``min_site_n`` > 1:
+sites with fewer subjects become one level, ``POOLED_LEVEL``), and the output says when it was used.
 A cohort left with a single site level drops the site term, with a note. The mixed model keeps
 every site as it is: a random intercept shrinks small sites towards the mean by itself.
 
@@ -24,9 +25,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from iphbench.stats.formatting import text_labels
+
 log = logging.getLogger(__name__)
 
 POOLED_LEVEL = "pooled small sites"
+#: The note of every regression fitted on a single-site cohort (the report quotes it).
+SINGLE_SITE_NOTE = "one site only: the site term (Sitename in eq. 6) was dropped"
 
 
 @dataclass
@@ -156,8 +161,8 @@ def _design(
             "y": rows[metric].astype(float).to_numpy(),
             "ref_ml": rows["ref_ml"].astype(float).to_numpy(),
             "age": rows["age"].astype(float).to_numpy(),
-            "sex": rows["sex"].astype(str).to_numpy(),
-            "site": rows["site"].astype(str).to_numpy(),
+            "sex": text_labels(rows["sex"]),
+            "site": text_labels(rows["site"]),
         }
     )
     notes: list[str] = []
@@ -171,29 +176,33 @@ def _design(
         terms.append("C(sex, Treatment(reference='F'))" if "F" in set(data["sex"]) else "C(sex)")
     else:
         notes.append(f"all subjects have sex {data['sex'].iloc[0]}; the sex term was dropped")
+    n_sites = int(data["site"].nunique())
     data["site"], pooled = pool_small_sites(data["site"], min_site_n)
     if pooled:
         notes.append(
             f"sites with fewer than {min_site_n} subjects ({', '.join(pooled)}) were pooled into one "
-            f"'{POOLED_LEVEL}' level for the fixed-effect model"
+            f"'{POOLED_LEVEL}' level for the fixed-effect model (option min_site_n; the paper's eq. 6 keeps "
+            "every site its own level)"
         )
     if data["site"].nunique() > 1:
         counts = data["site"].value_counts()
         ref = sorted(counts[counts == counts.max()].index)[0]
         terms.append(f"C(site, Treatment(reference={ref!r}))")
+    elif n_sites == 1:
+        notes.append(SINGLE_SITE_NOTE)
     else:
-        notes.append("a single site level remains; the site term was dropped")
+        notes.append("after pooling small sites a single site level remains: the site term was dropped")
     return data, terms, pooled, notes
 
 
-def fit_ols(rows: pd.DataFrame, metric: str, style: str = "", min_site_n: int = 3) -> OLSResult:
+def fit_ols(rows: pd.DataFrame, metric: str, style: str = "", min_site_n: int = 1) -> OLSResult:
     """Fit ``metric ~ ref_ml + age + C(sex) + C(site)`` by OLS (paper eq. 6, site as a fixed effect).
 
     Args:
         rows: subject-level rows of one style (from :func:`iphbench.stats.metrics_table.select_rows`).
         metric: the outcome column.
         style: label stored in the result.
-        min_site_n: sites with fewer subjects are pooled (module docstring).
+        min_site_n: sites with fewer subjects are pooled (module docstring); 1 keeps every site (eq. 6).
 
     Returns:
         Coefficients with SE, t, p and 95% CI; n, R², residual normality, and notes on pooled or dropped terms.
@@ -210,9 +219,19 @@ def fit_ols(rows: pd.DataFrame, metric: str, style: str = "", min_site_n: int = 
     if len(data) <= n_params:
         raise ValueError(
             f"{style or 'style'} / {metric}: {len(data)} subjects cannot fit {n_params} parameters "
-            f"({formula}); add subjects or raise min_site_n"
+            f"({formula}); add subjects, or pool small sites (min_site_n, e.g. --min-site-n 3)"
         )
-    fit = model.fit()
+    if int(np.linalg.matrix_rank(model.exog)) < n_params:
+        notes.append(
+            "the design is rank-deficient (a term is a combination of others, e.g. sex or age fixed by site): "
+            "the estimates of those terms are not unique"
+        )
+    with warnings.catch_warnings():
+        warnings.simplefilter(
+            "ignore"
+        )  # the rank deficiency is noted above; statsmodels also warns on R² of 0/0
+        fit = model.fit()
+        r2, adj_r2 = float(fit.rsquared), float(fit.rsquared_adj)  # NaN or -inf when the outcome is constant
     site_ref = next((t.split("reference=", 1)[1][1:-3] for t in terms if t.startswith("C(site")), None)
     shown = formula.replace("y ~", f"{metric} ~")
     return OLSResult(
@@ -220,8 +239,8 @@ def fit_ols(rows: pd.DataFrame, metric: str, style: str = "", min_site_n: int = 
         metric=metric,
         formula=shown,
         n=int(fit.nobs),
-        r2=float(fit.rsquared),
-        adj_r2=float(fit.rsquared_adj),
+        r2=r2,
+        adj_r2=adj_r2,
         coefficients=_coefficients(fit.params, fit.bse, fit.tvalues, fit.pvalues, fit.conf_int()),
         normality=residual_normality(np.asarray(fit.resid)),
         site_reference=site_ref,
@@ -241,7 +260,7 @@ def fit_mixed(rows: pd.DataFrame, metric: str, style: str = "") -> MixedResult |
     from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
     data, terms, _, notes = _design(rows, metric, min_site_n=1)
-    data["site"] = rows["site"].astype(str).to_numpy()
+    data["site"] = text_labels(rows["site"])
     n_sites = int(data["site"].nunique())
     if n_sites < 2:
         log.info("%s / %s: one site only; no mixed model", style, metric)

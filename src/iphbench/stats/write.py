@@ -4,8 +4,11 @@ Files (one set for all protocols; each row carries its protocol and orientation)
 
 ``regression.csv``   per-style OLS coefficients (paper eq. 6) with SE, t, p, 95% CI, n, R²
 ``mixed.csv``        mixed-model fixed effects, site variance, ICC, convergence
-``anova.csv``        one-way ANOVA across styles per metric: F, both df, p
-``posthoc.csv``      pairwise t-tests, unpaired (paper) and paired, raw and Bonferroni p
+``anova.csv``        per metric: the one-way ANOVA (as published), the repeated-measures ANOVA and, when
+                     its residuals are not normal, the Friedman test; column ``test`` names each
+``posthoc.csv``      pairwise tests: unpaired t (as published), paired t or Wilcoxon signed-rank on the
+                     same subjects; raw and Bonferroni p; column ``test`` names each
+``detection.csv``    lesion-wise sensitivity, false lesions per scan, subjects found / missed per style
 ``normality.csv``    Shapiro-Wilk, skewness and kurtosis of each OLS model's residuals
 ``volume_agreement.csv`` / ``volume_by_site.csv`` / ``false_positive_free.csv``
 ``stats.md``         all of the above as Markdown tables
@@ -24,27 +27,41 @@ from typing import Any
 import pandas as pd
 
 from iphbench._files import atomic_write_text
+from iphbench.evaluation.learning import LearningCheck, check_learning, load_thresholds
 from iphbench.stats.analysis import DEFAULT_METRICS, ProtocolStats, collect_notes, run_stats
+from iphbench.stats.formatting import markdown_table
 from iphbench.stats.metrics_table import display_name, load_metrics, ordered_protocols
+from iphbench.stats.repeated import PAIRED_T, WILCOXON
 
 log = logging.getLogger(__name__)
+
+#: The ``test`` column of anova.csv and posthoc.csv: which test produced each p value.
+ONE_WAY = "one-way ANOVA (as published)"
+POSTHOC_TESTS = {
+    "unpaired": "unpaired t-test (as published)",
+    "paired": PAIRED_T,
+    "wilcoxon": WILCOXON,
+}
 
 
 def write_stats(
     study_dir: str | Path,
-    orientation: str = "2.5D",
+    orientation: str | None = None,
     protocols: list[str] | None = None,
-    min_site_n: int = 3,
+    min_site_n: int = 1,
     mixed: bool = True,
+    hd95_when_empty: str | None = None,
 ) -> Path:
     """Run :func:`iphbench.stats.analysis.run_stats` on ``<study>/metrics.csv`` and write ``<study>/stats/``.
 
     Args:
         study_dir: the study folder.
-        orientation: the orientation analysed (paper: 2.5D).
+        orientation: the orientation analysed; None = 2.5D (or a single view when there is none).
         protocols: protocols to analyse; None = every protocol present in metrics.csv.
-        min_site_n: sites with fewer subjects are pooled in the fixed-effect models.
+        min_site_n: sites with fewer subjects are pooled in the fixed-effect models; 1 = none (eq. 6).
         mixed: also fit the mixed models.
+        hd95_when_empty: d_H95 policy for a missed lesion or false alarm; None = the study's
+            ``eval.hd95_when_empty`` (``worst`` when there is no config.yaml).
 
     Returns:
         The ``stats`` folder.
@@ -52,19 +69,43 @@ def write_stats(
     study_dir = Path(study_dir)
     df = load_metrics(study_dir)
     protocols = protocols or ordered_protocols(df["protocol"].unique())
-    results = [run_stats(df, orientation, p, DEFAULT_METRICS, min_site_n, mixed) for p in protocols]
-    return save_stats(results, study_dir / "stats")
+    policy = hd95_when_empty or study_hd95_policy(study_dir)
+    results = [run_stats(df, orientation, p, DEFAULT_METRICS, min_site_n, mixed, hd95_when_empty=policy)
+               for p in protocols]  # fmt: skip
+    check = check_learning(df, study_dir, load_thresholds(study_dir))
+    return save_stats(results, study_dir / "stats", check)
 
 
-def save_stats(results: list[ProtocolStats], out: str | Path) -> Path:
-    """Write already computed statistics (from :func:`run_stats`) as CSV, Markdown and JSON under ``out``."""
+def study_hd95_policy(study_dir: str | Path) -> str:
+    """``eval.hd95_when_empty`` of ``<study>/config.yaml``; ``worst`` when there is none or it cannot be read."""
+    from iphbench.config import ConfigError, StudyConfig
+
+    path = Path(study_dir) / "config.yaml"
+    if not path.is_file():
+        return "worst"
+    try:
+        return StudyConfig.load(path).eval.hd95_when_empty
+    except ConfigError as exc:
+        log.warning("%s; d_H95 of missed lesions uses the default policy 'worst'", exc)
+        return "worst"
+
+
+def save_stats(results: list[ProtocolStats], out: str | Path, check: LearningCheck | None = None) -> Path:
+    """Write already computed statistics (from :func:`run_stats`) as CSV, Markdown and JSON under ``out``.
+
+    ``check`` (the study's :class:`iphbench.evaluation.learning.LearningCheck`) puts its banner at the
+    top of ``stats.md`` when a style did not learn, and is stored as ``learning_check.json``.
+    """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tables = stats_tables(results)
     for name, table in tables.items():
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
-    atomic_write_text(out / "stats.md", stats_markdown(results, tables))
+    atomic_write_text(out / "stats.md", stats_markdown(results, tables, check))
     atomic_write_text(out / "summary.json", json.dumps(to_jsonable(results), indent=2) + "\n")
+    if check is not None:
+        verdict = {"meaningful": check.meaningful, "headline": check.headline(), **to_jsonable(check)}
+        atomic_write_text(out / "learning_check.json", json.dumps(verdict, indent=2) + "\n")
     log.info("statistics written to %s", out)
     return out
 
@@ -84,7 +125,7 @@ def to_jsonable(obj: Any) -> Any:
 
 def stats_tables(results: list[ProtocolStats]) -> dict[str, pd.DataFrame]:
     """Flat tables (one row per coefficient, test, style...) of every protocol's statistics."""
-    reg, mix, anova, post, norm, agree, by_site, fp = [], [], [], [], [], [], [], []
+    reg, mix, anova, post, norm, agree, by_site, fp, det = [], [], [], [], [], [], [], [], []
     for r in results:
         key = {"protocol": r.protocol, "orientation": r.orientation}
         for metric, ms in r.metrics.items():
@@ -100,14 +141,25 @@ def stats_tables(results: list[ProtocolStats]) -> dict[str, pd.DataFrame]:
                                 "n_sites": m.n_sites, "site_variance": m.site_variance,
                                 "residual_variance": m.residual_variance, "icc_site": m.icc_site,
                                 "converged": m.converged})  # fmt: skip
+            counts = {"n_used": ms.counts.used, "n_excluded_nan": ms.counts.nan_metric,
+                      "n_excluded_hemorrhage_free": ms.counts.hemorrhage_free,
+                      "n_excluded_not_common": ms.counts.not_common, "n_worst_case": ms.counts.worst_case,
+                      "hd95_policy": r.hd95_policy if metric == "hd95_mm" else ""}  # fmt: skip
             if ms.anova is not None:
                 a = ms.anova
-                anova.append({**key, "metric": metric, "f": a.f, "df_between": a.df_between,
-                              "df_within": a.df_within, "p": a.p, "n_used": ms.counts.used,
-                              "n_excluded_nan": ms.counts.nan_metric,
-                              "n_excluded_hemorrhage_free": ms.counts.hemorrhage_free})  # fmt: skip
+                anova.append({**key, "metric": metric, "test": ONE_WAY, "label": a.label, "statistic": a.f,
+                              "df_between": a.df_between, "df_within": a.df_within, "p": a.p,
+                              "n_subjects": max(a.n_per_style.values(), default=0), **counts,
+                              "shapiro_w": float("nan"), "shapiro_p": float("nan")})  # fmt: skip
+            ss = ms.same_subjects
+            for om in [] if ss is None else [ss.rm_anova, ss.friedman]:
+                if om is not None and ss is not None:
+                    anova.append({**key, "metric": metric, "test": om.test, "label": om.label, "statistic": om.stat,
+                                  "df_between": om.df_num, "df_within": om.df_den, "p": om.p,
+                                  "n_subjects": ss.n_subjects, **counts, "shapiro_w": ss.shapiro_w,
+                                  "shapiro_p": ss.shapiro_p})  # fmt: skip
             for pw in [*ms.unpaired, *ms.paired]:
-                post.append({**key, **dataclasses.asdict(pw)})
+                post.append({**key, "test": POSTHOC_TESTS.get(pw.kind, pw.kind), **dataclasses.asdict(pw)})
         for va in r.agreement:
             row = {k: v for k, v in dataclasses.asdict(va).items() if k != "per_site"}
             agree.append({**key, **row})
@@ -115,6 +167,8 @@ def stats_tables(results: list[ProtocolStats]) -> dict[str, pd.DataFrame]:
                 by_site.append({**key, "style": va.style, **dataclasses.asdict(sb)})
         for f in r.false_positive_free:
             fp.append({**key, **dataclasses.asdict(f)})
+        for d in r.detection:
+            det.append({**key, **dataclasses.asdict(d)})
     return {
         "regression": pd.DataFrame(reg),
         "mixed": pd.DataFrame(mix),
@@ -124,36 +178,31 @@ def stats_tables(results: list[ProtocolStats]) -> dict[str, pd.DataFrame]:
         "volume_agreement": pd.DataFrame(agree),
         "volume_by_site": pd.DataFrame(by_site),
         "false_positive_free": pd.DataFrame(fp),
+        "detection": pd.DataFrame(det),
     }
 
 
-def _md(df: pd.DataFrame) -> str:
-    if df.empty:
-        return "_(none)_\n"
-    shown = df.copy()
-    for col in shown.columns:
-        if shown[col].dtype.kind == "f":
-            shown[col] = shown[col].map(lambda v: "n/a" if pd.isna(v) else f"{v:.4g}")
-    # pandas 3 keeps None / NaN as missing through astype(str): write them as n/a, as the floats above
-    shown = shown.astype(object).where(shown.notna(), "n/a").astype(str)
-    lines = ["| " + " | ".join(shown.columns) + " |", "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in shown.itertuples(index=False, name=None)]
-    return "\n".join(lines) + "\n"
-
-
-def stats_markdown(results: list[ProtocolStats], tables: dict[str, pd.DataFrame] | None = None) -> str:
-    """Markdown rendering of every table, with each protocol's notes."""
+def stats_markdown(
+    results: list[ProtocolStats],
+    tables: dict[str, pd.DataFrame] | None = None,
+    check: LearningCheck | None = None,
+) -> str:
+    """Markdown rendering of every table, with each protocol's notes, under the learning-check banner if any."""
     tables = tables if tables is not None else stats_tables(results)
     parts = ["# Statistics (paper section 3.5)\n"]
+    if check is not None and not check.meaningful:
+        lines = "\n".join(f"> - {ln}" for ln in check.lines())
+        parts.append(f"> **{check.headline()}**\n>\n{lines}\n>\n> {check.explanation()}\n")
     for r in results:
         parts.append(
             f"## Protocol `{r.protocol}`, orientation {r.orientation}\n\n"
             f"{r.n_subjects} subjects with a hemorrhage, {r.n_sites} sites, styles: "
-            f"{', '.join(display_name(s) for s in r.styles)}.\n"
+            f"{', '.join(display_name(s) for s in r.styles)}. d_H95 of a missed lesion or a false alarm: "
+            f"policy '{r.hd95_policy}'. Every p value names its test (column `test`).\n"
         )
         notes = collect_notes(r)
         if notes:
             parts.append("Notes:\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     for name, table in tables.items():
-        parts.append(f"## {name.replace('_', ' ')}\n\n{_md(table)}")
+        parts.append(f"## {name.replace('_', ' ')}\n\n{markdown_table(table)}")
     return "\n".join(parts)

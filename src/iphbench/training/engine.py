@@ -114,7 +114,10 @@ class Engine:
             model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         optimizer = build_optimizer(model, recipe, device)
         loss_fn = DiceFocalLoss(
-            beta=train_cfg.dice_beta, alpha=train_cfg.focal_alpha, gamma=train_cfg.focal_gamma
+            beta=train_cfg.dice_beta,
+            alpha=train_cfg.focal_alpha,
+            gamma=train_cfg.focal_gamma,
+            alpha_on_negatives=train_cfg.focal_alpha_negatives,
         )
         return cls(
             model,

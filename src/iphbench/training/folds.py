@@ -136,7 +136,11 @@ def make_folds(
     elif config.scheme == "loso":
         sites = sorted(subjects["site"].unique())
         if len(sites) < 2:
-            raise FoldsError(f"leave-one-site-out needs at least two sites, got {sites}")
+            only = f"every subject is from site {sites[0]!r}" if sites else "there are no sites"
+            raise FoldsError(
+                f"leave-one-site-out (folds.scheme: loso) needs at least two sites, but {only}: there is no "
+                "other site to test on. Use folds.scheme: kfold for a single-site cohort"
+            )
         test_fold = {s: sites.index(site_of[s]) for s in subjects["subject"]}
         n_folds = len(sites)
     else:

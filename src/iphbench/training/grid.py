@@ -86,10 +86,13 @@ class GridResult:
 
 
 def study_hash(config: StudyConfig) -> str:
-    """Hash of everything in the config that changes results (all but the output folder and
-    ``config.EXECUTION_SETTINGS``: device, checkpoint and compile settings)."""
+    """Hash of everything in the config that changes what is trained: all but the output folder,
+    ``config.EXECUTION_SETTINGS`` (device, checkpoint and compile settings) and the ``eval`` section
+    (evaluation settings are keyed by ``eval/key.json`` instead, so changing a threshold or the d_H95
+    policy re-evaluates the study without refusing it)."""
     data = config.to_dict()
     data.pop("out", None)
+    data.pop("eval", None)
     for key in EXECUTION_SETTINGS:  # where and how fast runs train does not change what they train
         data["train"].pop(key, None)
     if any(parse_style(n).is_nnunet for n in config.models.names):
