@@ -169,7 +169,7 @@ def time_in_process(
     import numpy as np
     import torch
 
-    from iphbench.inference.predictor import resolve_device
+    from iphbench.inference import resolve_device
     from iphbench.inference.scan import load_style_models, predict_scan
     from iphbench.io import read_volume, write_mask_like
 

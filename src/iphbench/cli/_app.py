@@ -33,6 +33,19 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debu
     )
 
 
+# options shared by `stats` and `report` (one definition, one help text)
+MIN_SITE_N_OPTION = typer.Option(
+    1,
+    "--min-site-n",
+    help="Pool sites with fewer subjects in the OLS models. 1 (default): every site its own level (eq. 6).",
+)
+HD95_POLICY_OPTION = typer.Option(
+    None,
+    "--hd95-when-empty",
+    help="d_H95 of a missed lesion or false alarm: worst or exclude. Default: the study's eval.hd95_when_empty.",
+)
+
+
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print an error in red and return an Exit to raise: ``raise fail("...")``."""
     err_console.print(f"[bold red]error:[/] {message}")

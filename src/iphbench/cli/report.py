@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from iphbench.cli._app import app, console, fail
+from iphbench.cli._app import HD95_POLICY_OPTION, MIN_SITE_N_OPTION, app, console, fail
 
 
 @app.command(
@@ -23,16 +23,8 @@ def report_cmd(
         "--orientation",
         help="Orientation of the statistics and Fig. 2-3. Default: 2.5D (a single view when there is none).",
     ),
-    min_site_n: int = typer.Option(
-        1,
-        "--min-site-n",
-        help="Pool sites with fewer subjects in the OLS models. 1 (default): every site its own level (eq. 6).",
-    ),
-    hd95_when_empty: str | None = typer.Option(
-        None,
-        "--hd95-when-empty",
-        help="d_H95 of a missed lesion or false alarm: worst or exclude. Default: the study's eval.hd95_when_empty.",
-    ),
+    min_site_n: int = MIN_SITE_N_OPTION,
+    hd95_when_empty: str | None = HD95_POLICY_OPTION,
     pdf: bool = typer.Option(
         True, "--pdf/--no-pdf", help="Also write each figure as PDF under STUDY/figures/."
     ),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import typer
 
-from iphbench.cli._app import app, console, fail
+from iphbench.cli._app import HD95_POLICY_OPTION, MIN_SITE_N_OPTION, app, console, fail
 
 
 def resolve_study(path: Path) -> Path:
@@ -41,16 +41,8 @@ def stats_cmd(
     protocol: list[str] | None = typer.Option(
         None, "--protocol", help="paper or full; repeat for both. Default: every protocol in metrics.csv."
     ),
-    min_site_n: int = typer.Option(
-        1,
-        "--min-site-n",
-        help="Pool sites with fewer subjects in the OLS models. 1 (default): every site its own level (eq. 6).",
-    ),
-    hd95_when_empty: str | None = typer.Option(
-        None,
-        "--hd95-when-empty",
-        help="d_H95 of a missed lesion or false alarm: worst or exclude. Default: the study's eval.hd95_when_empty.",
-    ),
+    min_site_n: int = MIN_SITE_N_OPTION,
+    hd95_when_empty: str | None = HD95_POLICY_OPTION,
     mixed: bool = typer.Option(
         True, "--mixed/--no-mixed", help="Also fit the random-site-intercept mixed model."
     ),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from iphbench._device import resolve_device
 from iphbench.inference.fusion import fuse_views, threshold
-from iphbench.inference.predictor import predict_patches, predict_subject_views, resolve_device
+from iphbench.inference.predictor import predict_patches, predict_subject_views
 
 __all__ = ["fuse_views", "predict_patches", "predict_subject_views", "resolve_device", "threshold"]

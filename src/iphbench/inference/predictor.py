@@ -18,16 +18,6 @@ from iphbench.preprocessing.patching import extract_patches, scatter_patches
 from iphbench.views import from_slices, to_slices
 
 
-def resolve_device(device: str = "auto") -> torch.device:
-    """``"auto"`` → the first CUDA GPU when there is one, else the CPU."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"device {device!r} was requested but no CUDA GPU is visible; use --device cpu")
-    return dev
-
-
 @torch.inference_mode()
 def predict_patches(
     models: Sequence[nn.Module],

@@ -27,22 +27,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from iphbench._device import resolve_device
 from iphbench.config import TrainConfig
 from iphbench.training.augment import Augmentation
 from iphbench.training.compiled import Guarded, compile_fn, resolve_compile, uses_cudagraphs
 from iphbench.training.loss import DiceFocalLoss
 from iphbench.training.recipe import RunRecipe
 from iphbench.training.schedule import Schedule, build_optimizer
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → first CUDA device if any, else CPU; otherwise ``torch.device(name)``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(f"train.device is {name!r} but no CUDA device is visible; use 'auto' or 'cpu'")
-    return dev
 
 
 def resolve_amp(amp: str, device: torch.device) -> torch.dtype:
