@@ -108,9 +108,9 @@ class IphbenchRecipe:
     early_stopping_patience: int = 0  # validations without improvement before stopping; 0 = never
     # model selection and post-processing
     select_on: str = "subject_dice"  # "subject_dice" (mean per-subject Dice of validation subjects) or "iou"
-    min_component_ml: float | str = (
-        "auto"  # drop predicted components below this mL; "auto" = chosen on validation; 0 = off
-    )
+    # drop predicted components below this mL (at evaluation and in predict, so not part of the training
+    # hash); "auto" = chosen on each fold's validation subjects; 0 = off
+    min_component_ml: float | str = "auto"
 
 
 @dataclass

@@ -80,6 +80,7 @@ def _eval_key(study_dir: Path, cfg: StudyConfig) -> str:
         )
     settings = asdict(cfg.eval)
     settings.pop("learning_check", None)  # thresholds of a report banner: they change no metric
+    settings["min_component_ml"] = cfg.train.iphbench.min_component_ml  # post-processing: applied here
     return config_hash({"eval": settings, "prep": asdict(cfg.prep), "runs": done})
 
 

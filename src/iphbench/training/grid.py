@@ -93,6 +93,7 @@ def study_hash(config: StudyConfig) -> str:
     data = config.to_dict()
     data.pop("out", None)
     data.pop("eval", None)
+    data["train"]["iphbench"].pop("min_component_ml", None)  # post-processing: part of the evaluation key
     for key in EXECUTION_SETTINGS:  # where and how fast runs train does not change what they train
         data["train"].pop(key, None)
     if any(parse_style(n).is_nnunet for n in config.models.names):

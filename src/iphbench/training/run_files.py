@@ -132,6 +132,8 @@ def run_settings(
     tc["recipe"] = recipe  # this run's recipe (the study may list several)
     if recipe != "iphbench":
         tc.pop("iphbench")  # settings of another recipe do not change this run
+    else:
+        tc["iphbench"].pop("min_component_ml")  # post-processing, applied at evaluation
     return {
         "model": model_name,
         "view": view,
