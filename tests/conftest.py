@@ -1,5 +1,8 @@
 """Suite-wide settings: one torch/OpenMP thread per test process.
 
+Property tests (hypothesis) are derandomised: the same examples on every run, so a red CI
+means a change broke something. ``HYPOTHESIS_PROFILE=explore`` searches afresh.
+
 On a 2-core machine two OpenMP threads spin-wait on each other whenever anything else runs
 (subprocesses, Ray workers, other jobs), which made single tests 10-20x slower; one thread is
 predictable. Tests that need another count set it locally.
@@ -14,6 +17,15 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+try:  # property tests draw the same examples on every run unless HYPOTHESIS_PROFILE=explore: CI is not a lottery
+    from hypothesis import settings as _hypothesis_settings
+
+    _hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+    _hypothesis_settings.register_profile("explore", deadline=None, print_blob=True)
+    _hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+except ImportError:  # pragma: no cover - hypothesis is a test dependency
+    pass
 
 try:
     import torch

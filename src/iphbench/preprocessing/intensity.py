@@ -45,6 +45,8 @@ def window_normalize(
     work -= np.float32(hu_min)
     work *= np.float32((out_max - out_min) / (hu_max - hu_min))
     work += np.float32(out_min)
+    # float32 rounding of the window may overshoot an end by an ulp (found by hypothesis): clip to it
+    np.clip(work, min(out_min, out_max), max(out_min, out_max), out=work)
     if brain is not None:
         if brain.shape != work.shape:
             raise ValueError(f"brain mask shape {brain.shape} does not match image shape {work.shape}")
