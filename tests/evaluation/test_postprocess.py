@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from iphbench.evaluation.evaluate import evaluate_study
-from iphbench.evaluation.postprocess import choose_min_component_ml, remove_small_components
+from iphbench.evaluation.postprocess import CANDIDATES_ML, choose_min_component_ml, remove_small_components
 
 
 def test_components_below_the_volume_go_and_26_neighbours_count_as_one() -> None:
@@ -25,11 +25,11 @@ def test_components_below_the_volume_go_and_26_neighbours_count_as_one() -> None
     assert remove_small_components(np.zeros((3, 3, 3)), 0.01, 1.0).sum() == 0
 
 
-def test_choice_maximises_mean_dice_and_prefers_the_smaller_volume_on_ties() -> None:
+def test_choice_takes_a_clear_gain_and_prefers_the_smaller_volume_on_ties() -> None:
     ref = np.zeros((10, 10, 10), bool)
     ref[2:6, 2:6, 2:6] = True  # 64 voxels
     pred = ref.copy()
-    pred[8, 8, 8] = True  # a one-voxel false positive
+    pred[8, 8, 8] = pred[8, 8, 9] = pred[8, 9, 8] = True  # a 3-voxel false positive: Dice 0.977
     chosen, scores = choose_min_component_ml([(pred, ref, 0.001)], candidates=(0.0, 0.005, 0.1))
     assert chosen == 0.005 and scores[0.005] == 1.0 and scores[0.0] < 1.0 and scores[0.1] == 0.0
     # nothing to gain: the smallest candidate (off) is kept
@@ -39,6 +39,31 @@ def test_choice_maximises_mean_dice_and_prefers_the_smaller_volume_on_ties() -> 
     speck = empty.copy()
     speck[1, 1, 1] = True
     assert choose_min_component_ml([(speck, empty, 0.001)], candidates=(0.0, 0.002))[0] == 0.002
+
+
+def test_choice_ignores_a_gain_smaller_than_the_tolerance_or_its_standard_error() -> None:
+    ref = np.zeros((10, 10, 10), bool)
+    ref[2:6, 2:6, 2:6] = True
+    one_speck = ref.copy()
+    one_speck[8, 8, 8] = True  # Dice 0.992 → 1.0 when removed: +0.008, under the 0.01 least tolerance
+    assert choose_min_component_ml([(one_speck, ref, 0.001)], candidates=(0.0, 0.005))[0] == 0.0
+    assert choose_min_component_ml([(one_speck, ref, 0.001)], (0.0, 0.005), min_tolerance=0.0)[0] == 0.005
+    # lesion-free subjects with one speck each (Dice 0 → 1 when removed) beside unchanged subjects
+    empty = np.zeros_like(ref)
+    speck = empty.copy()
+    speck[1, 1, 1] = True
+    unchanged = (ref, ref, 0.001)
+    one_of_four = [(speck, empty, 0.001)] + [unchanged] * 3  # paired gain 0.25 ± SE 0.25: not resolved
+    chosen, scores = choose_min_component_ml(one_of_four, candidates=(0.0, 0.0015))
+    assert scores[0.0015] == 1.0 and scores[0.0] == 0.75 and chosen == 0.0
+    three_of_four = [(speck, empty, 0.001)] * 3 + [unchanged]  # gain 0.75 ± 0.25: taken
+    assert choose_min_component_ml(three_of_four, candidates=(0.0, 0.0015))[0] == 0.0015
+    # removing < 1.5 μL helps one lesion-free subject and deletes three small true lesions
+    small = np.zeros_like(ref)
+    small[5, 5, 5] = True
+    trade = [(speck, empty, 0.001)] + [(small, small, 0.001)] * 3
+    chosen, scores = choose_min_component_ml(trade, candidates=(0.0, 0.0015))
+    assert scores[0.0] == 0.75 and scores[0.0015] == 0.25 and chosen == 0.0
 
 
 def _study(root: Path, min_component_ml: object) -> Path:
@@ -67,9 +92,9 @@ def test_both_recipes_are_styles_and_only_iphbench_is_postprocessed(both_recipes
     folds = pd.read_csv(both_recipes / "folds.csv")
     assert set(table["unet+iphbench"]) == {str(f) for f in folds["fold"].unique()}
     for entry in table["unet+iphbench"].values():
-        assert entry["how"].startswith("auto")
-        best = max(entry["validation_dice"].values())
-        assert entry["validation_dice"][str(float(entry["min_ml"]))] == best
+        assert entry["how"].startswith("auto: smallest volume within one standard error")
+        scores = {float(k): v for k, v in entry["validation_dice"].items()}  # the rule: unit tests above
+        assert float(entry["min_ml"]) in scores and set(scores) == set(CANDIDATES_ML)
 
 
 def test_a_fixed_volume_applies_to_every_saved_prediction(tmp_path: Path) -> None:

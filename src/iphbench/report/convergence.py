@@ -203,7 +203,8 @@ def _postprocess_html(study: Path) -> str:
     )
     return (
         f"<p>Post-processing (iphbench recipe): predicted components smaller than a volume chosen on each fold's "
-        f"validation subjects were removed before scoring: {html.escape(parts)}.</p>"
+        f"validation subjects (the smallest volume within one standard error of the best validation Dice) were "
+        f"removed before scoring: {html.escape(parts)}.</p>"
     )
 
 
