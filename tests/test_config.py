@@ -92,3 +92,26 @@ def test_issue_12_settings_default_and_load() -> None:
         0.05,
         "same",
     )
+
+
+def test_a_config_built_in_python_hashes_like_its_yaml(tmp_path: Path) -> None:
+    """Ints in float fields (rotate_deg=0) are canonical floats before hashing, as YAML loading makes them."""
+    from iphbench.config import IphbenchRecipe, ModelConfig, TrainConfig
+    from iphbench.training.grid import study_hash
+    from iphbench.training.run_files import run_settings
+
+    built = StudyConfig(
+        cohort=str(tmp_path / "c.csv"), out=str(tmp_path), prep=PrepConfig(hu_min=-30, hu_max=100),
+        train=TrainConfig(lr=1, iphbench=IphbenchRecipe(rotate_deg=0, scale=0, lr=1)),
+    )  # fmt: skip
+    built.save(tmp_path / "config.yaml")
+    loaded = StudyConfig.load(tmp_path / "config.yaml")
+    assert loaded.train.iphbench.rotate_deg == 0.0 and isinstance(loaded.train.iphbench.rotate_deg, float)
+    assert study_hash(built) == study_hash(loaded)
+    assert config_hash(built.prep) == config_hash(loaded.prep)
+    args = ("unet", "2DAxi", 0, ModelConfig(), built.train, ["a"], ["b"], "iphbench")
+    assert run_settings(*args) == run_settings(
+        "unet", "2DAxi", 0, ModelConfig(), loaded.train, ["a"], ["b"], "iphbench"
+    )
+    assert study_hash(built) != study_hash(StudyConfig(cohort="c.csv", out=str(tmp_path),
+                                                       train=TrainConfig(lr=2)))  # fmt: skip

@@ -292,7 +292,7 @@ class StudyConfig:
         return cfg
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return plain(self)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -387,9 +387,19 @@ def load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:
     return data
 
 
+def plain(obj: Any) -> dict[str, Any]:
+    """A config dataclass as plain data in the types its fields declare.
+
+    ``rotate_deg=0`` set in Python becomes ``0.0``, as it does when read from YAML, so a config
+    built in code and the same config saved and loaded again hash alike (a study trained from
+    Python is not refused when evaluated from its ``config.yaml``).
+    """
+    return dataclasses.asdict(_from_dict(type(obj), dataclasses.asdict(obj), type(obj).__name__))
+
+
 def config_hash(obj: Any) -> str:
     """Stable short hash of a dataclass or plain structure (sorted JSON, SHA-256, 16 hex chars)."""
-    data = dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
+    data = plain(obj) if dataclasses.is_dataclass(obj) and not isinstance(obj, type) else obj
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

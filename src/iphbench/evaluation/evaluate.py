@@ -21,14 +21,13 @@ import json
 import logging
 import shutil
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from iphbench._files import atomic_path, atomic_write_json
-from iphbench.config import StudyConfig, config_hash
+from iphbench.config import StudyConfig, config_hash, plain
 from iphbench.evaluation.postprocess import PostprocessTable, postprocess_volumes, remove_small_components
 from iphbench.evaluation.scoring import SCORE_COLUMNS
 from iphbench.styles import parse_style
@@ -78,10 +77,10 @@ def _eval_key(study_dir: Path, cfg: StudyConfig) -> str:
                 None if stat is None else [stat.st_size, stat.st_mtime_ns],
             ]
         )
-    settings = asdict(cfg.eval)
+    settings = plain(cfg.eval)
     settings.pop("learning_check", None)  # thresholds of a report banner: they change no metric
     settings["min_component_ml"] = cfg.train.iphbench.min_component_ml  # post-processing: applied here
-    return config_hash({"eval": settings, "prep": asdict(cfg.prep), "runs": done})
+    return config_hash({"eval": settings, "prep": plain(cfg.prep), "runs": done})
 
 
 def evaluate_study(

@@ -22,7 +22,7 @@ import os
 import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -32,7 +32,7 @@ import pandas as pd
 
 from iphbench import __version__
 from iphbench._files import atomic_write_json, atomic_write_text
-from iphbench.config import ConfigError, PrepConfig, _from_dict, config_hash
+from iphbench.config import ConfigError, PrepConfig, _from_dict, config_hash, plain
 from iphbench.preprocessing._subject import (
     DERIVED_COLUMNS,
     PATCH_COLUMNS,
@@ -123,7 +123,7 @@ def prepare_store(
     if result.skipped:
         log.info("%d subject(s) already prepared with this config: skipped", len(result.skipped))
 
-    cfg_dict = asdict(config)
+    cfg_dict = plain(config)
     n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
 
     def record(outcome: dict[str, Any]) -> None:
@@ -380,7 +380,7 @@ def _open_for_writing(root: Path, config: PrepConfig, overwrite: bool) -> str:
     if path.is_file():
         old = json.loads(path.read_text(encoding="utf-8"))
         if old.get("config_hash") != chash:
-            changed = _config_diff(old.get("config", {}), asdict(config))
+            changed = _config_diff(old.get("config", {}), plain(config))
             if not overwrite:
                 raise StoreConfigError(
                     f"the patch store {root} was prepared with another preprocessing config "
@@ -394,7 +394,7 @@ def _open_for_writing(root: Path, config: PrepConfig, overwrite: bool) -> str:
     root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         path,
-        {"format": STORE_FORMAT, "iphbench": __version__, "config": asdict(config), "config_hash": chash},
+        {"format": STORE_FORMAT, "iphbench": __version__, "config": plain(config), "config_hash": chash},
     )
     return chash
 

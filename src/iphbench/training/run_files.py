@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ import torch
 
 import iphbench
 from iphbench._files import atomic_write_json, atomic_write_text
-from iphbench.config import EXECUTION_SETTINGS, ModelConfig, TrainConfig
+from iphbench.config import EXECUTION_SETTINGS, ModelConfig, TrainConfig, plain
 from iphbench.training import checkpoint as ckpt
 
 HISTORY_COLUMNS = (
@@ -126,7 +126,7 @@ def run_settings(
     val: list[str],
     recipe: str,
 ) -> dict[str, Any]:
-    tc = asdict(train_cfg)
+    tc = plain(train_cfg)
     for key in EXECUTION_SETTINGS:  # where, how fast and how often it saves do not change what a run trains
         tc.pop(key)
     tc["recipe"] = recipe  # this run's recipe (the study may list several)
