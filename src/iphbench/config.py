@@ -90,11 +90,13 @@ class IphbenchRecipe:
     flip: bool = True  # random in-plane flips along each axis (p = 0.5 each)
     rotate_deg: float = 15.0  # in-plane rotation drawn in ±rotate_deg; 0 = off
     scale: float = 0.15  # isotropic zoom drawn in [1 − scale, 1 + scale]; 0 = off
-    hu_offset: float = 10.0  # HU offset before the window, drawn in ±hu_offset (site calibration); 0 = off
-    hu_scale: float = 0.1  # HU scale before the window, drawn in 1 ± hu_scale; 0 = off
-    gamma: float = 0.3  # gamma exp(u), u in ±gamma, on the windowed brain; 0 = off
-    noise_hu: float = 5.0  # Gaussian noise with SD drawn in [0, noise_hu] HU; 0 = off
-    blur_sigma: float = 1.0  # Gaussian blur with sigma drawn in [0, blur_sigma] pixels; 0 = off
+    # intensity ranges are those sites really differ by (water calibration within ±5 HU, a few HU of noise):
+    # 2-3 times these cost 0.05-0.10 Dice on the hard synthetic preset (BENCHMARKS.md, "recipe ablation")
+    hu_offset: float = 5.0  # HU offset before the window, drawn in ±hu_offset (site calibration); 0 = off
+    hu_scale: float = 0.05  # HU scale before the window, drawn in 1 ± hu_scale; 0 = off
+    gamma: float = 0.1  # gamma exp(u), u in ±gamma, on the windowed brain; 0 = off
+    noise_hu: float = 3.0  # Gaussian noise with SD drawn in [0, noise_hu] HU; 0 = off
+    blur_sigma: float = 0.5  # Gaussian blur with sigma drawn in [0, blur_sigma] pixels; 0 = off
     augment_p: float = 0.8  # probability that a slice gets the spatial and intensity changes
     # optimiser and schedule: a budget of optimiser steps, not epochs
     optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam"

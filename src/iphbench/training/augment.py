@@ -46,11 +46,11 @@ class Augmentation:
     flip: bool = True
     rotate_deg: float = 15.0
     scale: float = 0.15
-    hu_offset: float = 10.0
-    hu_scale: float = 0.1
-    gamma: float = 0.3
-    noise_hu: float = 5.0
-    blur_sigma: float = 1.0
+    hu_offset: float = 5.0
+    hu_scale: float = 0.05
+    gamma: float = 0.1
+    noise_hu: float = 3.0
+    blur_sigma: float = 0.5
     p: float = 0.8
 
     @property
