@@ -217,12 +217,16 @@ def main() -> None:
           "| FP mL on IPH-free (mean / max, n) |")  # fmt: skip
     print("|---|---|---|---|---|")
     order = {PUBLISHED: 0, TUNED: 1, OURS: 2}
-    for r in table.sort_values(["protocol", "setting"], key=lambda c: c.map(order) if c.name == "setting" else c).itertuples():
+    for r in table.sort_values(
+        ["protocol", "setting"], key=lambda c: c.map(order) if c.name == "setting" else c
+    ).itertuples():
         fp = f"{r.fp_ml_free_mean:.2f} / {r.fp_ml_free_max:.2f} ({r.n_free})" if r.protocol == "full" else "–"
         print(f"| {r.setting} | {r.protocol} | {r.dice_mean:.3f} ± {r.dice_sd:.3f} ({r.n}) | "
               f"{r.small_dice:.3f} ({r.n_small}) | {fp} |")  # fmt: skip
     improving = run.groupby("setting")["still_improving"].sum().to_dict()
-    print(f"\nruns still improving in their last tenth: {improving} of {run.groupby('setting').size().to_dict()}")
+    print(
+        f"\nruns still improving in their last tenth: {improving} of {run.groupby('setting').size().to_dict()}"
+    )
     for baseline in (PUBLISHED, TUNED):
         if baseline in set(table["setting"]):
             print(criterion(table, baseline))
