@@ -5,14 +5,16 @@ contrast; docs/synthetic.md) and trains one architecture on every view and fold 
 
 - **paper, published optimiser**: Adam, lr 5e-4, batch 256, ``--epochs`` epochs (the paper's
   settings; on a small cohort this is few optimiser steps, as on the real cohort of issue 11);
-- **paper, tuned optimiser** (``--tuned-paper``): the same recipe at the demo's reduced
+- **paper, tuned optimiser**: the same recipe at the demo's reduced
   setting, lr 5e-3 and batch 32: the strongest paper baseline we know at a small budget;
 - **iphbench**: the recipe at its defaults (AdamW, lr 1e-3, batch 64, warm-up + cosine over a
   step budget, sampling, context, augmentation, subject-Dice selection, post-processing).
 
 Every run of every setting sees the same number of training slices (``--slices-per-run``):
-paper ``epochs × steps_per_epoch × batch``, iphbench ``steps × batch``. The paper recipe
-with both optimisers is trained in a second study that shares the first's prepared patches.
+paper ``epochs × steps_per_epoch × batch``, iphbench ``steps × batch``. Each setting is its own
+study folder under ``--out`` (``--settings`` picks some); they share the first one's prepared
+patches and, by the seed, the same folds. ``--iphbench-lr`` and ``--iphbench-batch`` give the
+iphbench recipe another optimiser (e.g. the tuned paper's, 5e-3 and 32, for a like-for-like run).
 Every held-out subject is evaluated under both protocols, and the script prints, per setting:
 
 - 2.5D mean Dice of the subjects with hemorrhage (mean ± sd, n), and of those under 2 mL;
@@ -25,9 +27,9 @@ Every held-out subject is evaluated under both protocols, and the script prints,
 Every number is measured in this run; it describes small models on synthetic data.
 
 Usage:
-    .venv/bin/python bench/recipes.py --tuned-paper          # 40 subjects, 4 sites, 5 folds, hard preset
+    .venv/bin/python bench/recipes.py                        # 40 subjects, 4 sites, 5 folds, hard preset
     .venv/bin/python bench/recipes.py --quick                # a smoke run (tiny cohort, 2 folds)
-    .venv/bin/python bench/recipes.py --tuned-paper --width 64 --patch 64 --slices-per-run 245760 \\
+    .venv/bin/python bench/recipes.py --width 64 --patch 64 --slices-per-run 245760 \\
         --device cuda                                        # the device version
 """
 
@@ -65,10 +67,11 @@ def _steps(slices: int, batch: int, what: str) -> int:
     return slices // batch
 
 
-def build_config(
-    args: argparse.Namespace, cohort: Path, out: Path, paper_lr: float, paper_batch: int, iphbench: bool
-) -> StudyConfig:
-    """One study: the paper recipe at (paper_lr, paper_batch), and the iphbench recipe if asked."""
+def build_config(args: argparse.Namespace, cohort: Path, out: Path, setting: str) -> StudyConfig:
+    """The study of one setting: the paper recipe at its (lr, batch), or the iphbench recipe."""
+    paper_lr, paper_batch = (
+        (args.paper_lr, args.paper_batch) if setting == PUBLISHED else (5e-3, args.tuned_batch)
+    )
     paper_steps = _steps(args.slices_per_run, paper_batch, "paper")
     if paper_steps % args.epochs:
         raise SystemExit(f"{paper_steps} paper steps do not split into {args.epochs} epochs")
@@ -76,13 +79,13 @@ def build_config(
     return StudyConfig(
         cohort=str(cohort),
         out=str(out),
-        name=f"recipes on the {args.preset} preset",
+        name=f"recipes on the {args.preset} preset: {setting}",
         views=list(args.views),
         models=ModelConfig(names=[args.model], width=args.width),
         folds=FoldsConfig(k=args.folds, seed=args.seed),
         prep=PrepConfig(patch_size=args.patch),
         train=TrainConfig(
-            recipe=["paper", "iphbench"] if iphbench else ["paper"],
+            recipe=["iphbench"] if setting == OURS else ["paper"],
             epochs=args.epochs,
             steps_per_epoch=paper_steps // args.epochs,
             batch_size=paper_batch,
@@ -100,6 +103,14 @@ def build_config(
         ),
         eval=EvalConfig(protocols=["paper", "full"]),
     )
+
+
+def study_folder(args: argparse.Namespace, setting: str) -> Path:
+    if setting == OURS:
+        return args.out / f"iphbench_lr{args.iphbench_lr:g}_b{args.iphbench_batch}"
+    if setting == PUBLISHED:
+        return args.out / f"paper_lr{args.paper_lr:g}_b{args.paper_batch}"
+    return args.out / f"paper_lr0.005_b{args.tuned_batch}"
 
 
 def summarise(study: Path, names: dict[str, str]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -139,11 +150,14 @@ def criterion(table: pd.DataFrame, baseline: str) -> str:
     ).replace("+-", "−")
 
 
-def _share_prep(src: Path, dst: Path) -> None:
-    """Hard-link the first study's prepared patches into the second (same cohort, same prep settings)."""
-    if not (dst / "prep").exists() and (src / "prep").exists():
+def _share_prep(out: Path, dst: Path) -> None:
+    """Hard-link prepared patches of a sibling study (same cohort, same prep settings) into ``dst``."""
+    if (dst / "prep").exists():
+        return
+    for src in sorted(p.parent.parent for p in out.glob("*/prep/store.json")):
         dst.mkdir(parents=True, exist_ok=True)
         shutil.copytree(src / "prep", dst / "prep", copy_function=os.link)
+        return
 
 
 def main() -> None:
@@ -163,7 +177,11 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12, help="paper epochs (iphbench: as many validations)")
     ap.add_argument("--paper-lr", type=float, default=5e-4, help="published: 5e-4")
     ap.add_argument("--paper-batch", type=int, default=256)
-    ap.add_argument("--tuned-paper", action="store_true", help="also the paper recipe at lr 5e-3, batch 32")
+    ap.add_argument(
+        "--tuned-batch", type=int, default=32, help="batch of the tuned paper optimiser (lr 5e-3)"
+    )
+    ap.add_argument("--settings", nargs="+", default=["published", "tuned", "iphbench"],
+                    choices=["published", "tuned", "iphbench"])  # fmt: skip
     ap.add_argument("--iphbench-lr", type=float, default=IphbenchRecipe.lr)
     ap.add_argument("--iphbench-batch", type=int, default=IphbenchRecipe.batch_size)
     ap.add_argument("--device", default="auto")
@@ -173,6 +191,7 @@ def main() -> None:
     if args.quick:
         args.subjects, args.sites, args.size, args.folds, args.epochs = 8, 2, "tiny", 2, 2
         args.slices_per_run, args.paper_batch, args.iphbench_batch, args.width = 256, 32, 16, 4
+        args.tuned_batch = 16
 
     from iphbench.evaluation.evaluate import evaluate_study
     from iphbench.synth import generate_cohort
@@ -184,14 +203,17 @@ def main() -> None:
     cohort = generate_cohort(out / "cohort", n_subjects=args.subjects, n_sites=args.sites, seed=args.seed,
                              size=args.size, healthy_fraction=args.healthy_fraction, preset=args.preset)  # fmt: skip
     seconds["synth"] = time.perf_counter() - t0
-    studies = [(out / "study", build_config(args, cohort, out / "study", args.paper_lr, args.paper_batch, True),
-                {args.model: PUBLISHED, f"{args.model}+iphbench": OURS})]  # fmt: skip
-    if args.tuned_paper:
-        tuned = build_config(args, cohort, out / "study_tuned", 5e-3, 32 if not args.quick else 16, False)
-        studies.append((out / "study_tuned", tuned, {args.model: TUNED}))
+    args.out = out
+    chosen = {"published": PUBLISHED, "tuned": TUNED, "iphbench": OURS}
+    studies = []
+    for key in args.settings:
+        setting = chosen[key]
+        folder = study_folder(args, setting)
+        style = f"{args.model}+iphbench" if setting == OURS else args.model
+        studies.append((folder, build_config(args, cohort, folder, setting), {style: setting}))
     tables, runs = [], []
     for study, cfg, names in studies:
-        _share_prep(out / "study", study)
+        _share_prep(out, study)
         t0 = time.perf_counter()
         grid = run_study(cfg)
         if not grid.ok:
