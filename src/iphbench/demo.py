@@ -33,8 +33,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The best style's 2.5D mean Dice (paper protocol) below which the demo counts as failed.
-MIN_DEMO_DICE = 0.70
+#: The best style's 2.5D mean Dice (paper protocol) below which the demo counts as failed, per cohort
+#: preset. Measured with the defaults (BENCHMARKS.md, "The demo"): standard 0.85; hard 0.49 (U-Net,
+#: iphbench recipe; 0.35 with the paper's). The hard preset is the default: its lesions are as hard to
+#: see as real ones, so its pass mark is lower and its numbers are not flattering.
+PASS_MARK = {"standard": 0.70, "hard": 0.40}
+
+
+def pass_mark(preset: str) -> float:
+    """The demo's pass mark for a cohort preset (``PASS_MARK``)."""
+    if preset not in PASS_MARK:
+        raise ValueError(f"unknown synthetic preset {preset!r}; choose one of {sorted(PASS_MARK)}")
+    return PASS_MARK[preset]
 
 
 @dataclass
@@ -54,7 +64,9 @@ class DemoSettings:
     seed: int = 0  # seed of the cohort, folds and training
     models: list[str] = field(default_factory=lambda: ["unet", "attention_unet", "fpn", "transunet"])
     transunet_depth: int = 2  # transformer layers of TransUNet in the demo (paper: 12)
-    preset: str = "standard"  # synthetic preset: "standard" or "hard" (docs/synthetic.md)
+    preset: str = (
+        "hard"  # synthetic preset: "hard" (as hard to see as real lesions) or "standard" (docs/synthetic.md)
+    )
     recipes: list[str] = field(default_factory=lambda: ["paper", "iphbench"])  # training recipes
     iphbench_models: list[str] = field(
         default_factory=lambda: ["unet"]
@@ -67,10 +79,11 @@ class DemoResult:
     best_style: str
     best_dice: float
     seconds: dict[str, float]
+    pass_mark: float
 
     @property
     def learned(self) -> bool:
-        return self.best_dice >= MIN_DEMO_DICE
+        return self.best_dice >= self.pass_mark
 
 
 def demo_config(root: Path, cohort_csv: Path, s: DemoSettings) -> StudyConfig:
@@ -123,6 +136,7 @@ def run_demo(
     from iphbench.training.grid import run_study
 
     s = settings or DemoSettings()
+    pass_mark(s.preset)  # an unknown preset fails before any work
     root = Path(out).resolve()
     root.mkdir(parents=True, exist_ok=True)
     stage = on_stage or (lambda name: log.info(name))
@@ -175,7 +189,7 @@ def run_demo(
         study
     )  # the notes it shows were written above, so they time every stage but this one
     seconds["report"] = time.perf_counter() - t0
-    return DemoResult(Path(report), best_style, best_dice, seconds)
+    return DemoResult(Path(report), best_style, best_dice, seconds, pass_mark(s.preset))
 
 
 def _recipe_note(s: DemoSettings) -> str:
@@ -200,12 +214,13 @@ def _write_notes(
 ) -> None:
     from iphbench._files import atomic_write_text
 
+    mark = pass_mark(s.preset)
     verdict = (
         f"The models learned: the best style's 2.5D mean Dice is **{best_dice:.3f}** ({best_style}), "
-        f"above the demo's pass mark of {MIN_DEMO_DICE:.2f}."
-        if best_dice >= MIN_DEMO_DICE
+        f"above the demo's pass mark of {mark:.2f} for the {s.preset} preset."
+        if best_dice >= mark
         else f"**The demo FAILED its learning check**: the best style's 2.5D mean Dice is {best_dice:.3f} "
-        f"({best_style}), below the pass mark of {MIN_DEMO_DICE:.2f}."
+        f"({best_style}), below the pass mark of {mark:.2f} for the {s.preset} preset."
     )
     per_style = ", ".join(f"{k} {v:.3f}" for k, v in by_style.sort_values(ascending=False).items())
     timing = "; ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
