@@ -35,8 +35,8 @@ log = logging.getLogger(__name__)
 
 #: The best style's 2.5D mean Dice (paper protocol) below which the demo counts as failed, per cohort
 #: preset. Measured with the defaults (BENCHMARKS.md, "The demo"): standard 0.85; hard 0.49 (U-Net,
-#: iphbench recipe; 0.35 with the paper's). The hard preset is the default: its lesions are as hard to
-#: see as real ones, so its pass mark is lower and its numbers are not flattering.
+#: iphbench recipe; 0.35 with the paper's). The hard preset is the default: its lesions are much harder
+#: to see (closer to real scans, which are harder still), so its pass mark is lower.
 PASS_MARK = {"standard": 0.70, "hard": 0.40}
 
 
@@ -64,9 +64,7 @@ class DemoSettings:
     seed: int = 0  # seed of the cohort, folds and training
     models: list[str] = field(default_factory=lambda: ["unet", "attention_unet", "fpn", "transunet"])
     transunet_depth: int = 2  # transformer layers of TransUNet in the demo (paper: 12)
-    preset: str = (
-        "hard"  # synthetic preset: "hard" (as hard to see as real lesions) or "standard" (docs/synthetic.md)
-    )
+    preset: str = "hard"  # synthetic preset: "hard" (closer to real scans) or "standard" (docs/synthetic.md)
     recipes: list[str] = field(default_factory=lambda: ["paper", "iphbench"])  # training recipes
     iphbench_models: list[str] = field(
         default_factory=lambda: ["unet"]

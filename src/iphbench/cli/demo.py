@@ -26,7 +26,7 @@ def demo_cmd(
     seed: int = typer.Option(_DEFAULTS.seed, help="Seed of the cohort, folds and training."),
     preset: str = typer.Option(
         _DEFAULTS.preset,
-        help="Synthetic cohort preset: hard (lesions as hard to see as real ones; pass mark 0.40) or standard (0.70).",
+        help="Synthetic cohort preset: hard (closer to real scans; pass mark 0.40) or standard (0.70).",
     ),
     iphbench_recipe: bool = typer.Option(
         True,
