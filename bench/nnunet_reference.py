@@ -16,7 +16,8 @@ Usage:
     .venv/bin/python bench/nnunet_reference.py --out /tmp/nnref --folds 5 --epochs 1000 --iterations 250 \\
         --device cuda --full-unet                                              # the real thing, on a GPU
 
-``--full-unet`` trains U-Net at the paper's settings (width 64, 64³ patches, up to 300 epochs)
+``--recipes paper iphbench`` also trains U-Net with the iphbench recipe at the same compute as its
+paper runs (the demo's iphbench settings). ``--full-unet`` trains U-Net at the paper's settings (width 64, 64³ patches, up to 300 epochs)
 instead of the demo's. Needs ``iphbench[nnunet]``.
 """
 
@@ -39,6 +40,21 @@ def study_dict(cohort: Path, out: Path, args: argparse.Namespace) -> dict[str, A
         else {"models": {"names": ["unet", "nnunet_3d_fullres"], "width": 8}, "prep": {"patch_size": 32},
               "train": {"epochs": 6, "steps_per_epoch": 12, "lr": 5e-3, "batch_size": 32, "device": args.device}}
     )  # fmt: skip
+    if args.recipes != [
+        "paper"
+    ]:  # U-Net also with the iphbench recipe, at the same compute as its paper runs
+        train = unet["train"]
+        steps = train.get("epochs", 6) * train.get("steps_per_epoch", 12)
+        train["recipe"] = list(args.recipes)
+        train["recipe_models"] = {"iphbench": ["unet"]}
+        if not args.full_unet:
+            train["iphbench"] = {
+                "lr": 5e-3,
+                "batch_size": 32,
+                "steps": steps,
+                "val_every": 12,
+                "warmup_steps": 6,
+            }
     return {
         "cohort": str(cohort),
         "out": str(out),
@@ -74,6 +90,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--full-unet", action="store_true")
+    parser.add_argument("--recipes", nargs="+", default=["paper"], choices=["paper", "iphbench"],
+                        help="U-Net's training recipes (iphbench: at the same compute as the paper runs)")  # fmt: skip
     args = parser.parse_args()
 
     import pandas as pd
@@ -119,19 +137,24 @@ def main() -> None:
     for k, v in {**wall, **{f"nnU-Net {k}": v for k, v in prepared["seconds"].items()}}.items():
         print(f"| {k} | {v:.0f} |")
     print(
-        "\n| fold | U-Net (3 views) train s | nnU-Net 3d_fullres train s | nnU-Net predict s (test subjects) |"
+        "\n| fold | U-Net (3 views, every recipe) train s | nnU-Net 3d_fullres train s | nnU-Net predict s (test subjects) |"
     )
     print("|---:|---:|---:|---:|")
     for k in range(args.folds):
         unet = sum(
-            json.loads((out / "runs" / "unet" / v / f"fold{k}" / "done.json").read_text())["seconds"]
+            json.loads((out / "runs" / style / v / f"fold{k}" / "done.json").read_text())["seconds"]
             for v in cfg.views
+            for style in ("unet", "unet+iphbench")
+            if (out / "runs" / style).is_dir()
         )
         nn = json.loads((out / "runs" / "nnunet_3d_fullres" / "3D" / f"fold{k}" / "done.json").read_text())
         print(f"| {k} | {unet:.0f} | {nn['seconds']['train']:.0f} | {nn['seconds']['predict']:.0f} "
               f"({len(nn['test_subjects'])}) |")  # fmt: skip
     m = pd.read_csv(out / "metrics.csv")
-    m = m[((m["style"] == "unet") & (m["orientation"] == "2.5D")) | (m["style"] == "nnunet_3d_fullres")]
+    m = m[
+        (m["style"].isin(["unet", "unet+iphbench"]) & (m["orientation"] == "2.5D"))
+        | (m["style"] == "nnunet_3d_fullres")
+    ]
     m = m[m["ref_ml"] > 0]
     print(
         "\n| protocol | style | orientation | n | F-measure | IoU | d_H95 (mm) |\n|---|---|---|---:|---|---|---|"
