@@ -120,7 +120,11 @@ def figure_learning_curves(histories: pd.DataFrame) -> Any:
             ax.tick_params(labelsize=7)
             right.tick_params(labelsize=7, colors="#2ca02c")
             if j == 0:
-                ax.set_ylabel("loss", fontsize=8)
+                ax.set_ylabel("loss (train solid, val dashed)", fontsize=7)
+            if j == len(views) - 1 and not sub.empty:
+                right.set_ylabel(
+                    f"val {_metric_name(str(sub['select_on'].iloc[0]))}", fontsize=7, color="#2ca02c"
+                )
             if i == len(styles) - 1:
                 ax.set_xlabel("optimiser steps", fontsize=8)
     fig.tight_layout()
