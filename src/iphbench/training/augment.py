@@ -30,6 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from iphbench.config import IphbenchRecipe
+
+_RECIPE = IphbenchRecipe()  # the defaults live in the study config; this class only reads them
+
 
 @dataclass(frozen=True)
 class Augmentation:
@@ -43,15 +47,15 @@ class Augmentation:
 
     hu_per_unit: float
     hu_min: float
-    flip: bool = True
-    rotate_deg: float = 15.0
-    scale: float = 0.15
-    hu_offset: float = 5.0
-    hu_scale: float = 0.05
-    gamma: float = 0.1
-    noise_hu: float = 3.0
-    blur_sigma: float = 0.5
-    p: float = 0.8
+    flip: bool = _RECIPE.flip
+    rotate_deg: float = _RECIPE.rotate_deg
+    scale: float = _RECIPE.scale
+    hu_offset: float = _RECIPE.hu_offset
+    hu_scale: float = _RECIPE.hu_scale
+    gamma: float = _RECIPE.gamma
+    noise_hu: float = _RECIPE.noise_hu
+    blur_sigma: float = _RECIPE.blur_sigma
+    p: float = _RECIPE.augment_p
 
     @property
     def spatial(self) -> bool:
