@@ -10,7 +10,7 @@ paper recipe at its own optimiser (Adam 5e-4, batch 256) for the same number of 
 Printed per variant (single-view predictions, no 2.5D fusion): mean Dice of the subjects with
 hemorrhage under the paper and the full protocol, of those under 2 mL (full), and the mean
 false-positive volume of the hemorrhage-free subjects (full). Each variant is its own study
-folder under ``--out`` (prepared patches hard-linked from the first), so an interrupted run
+folder under ``--out`` (prepared patches hard-linked from a sibling, ``recipes.share_prep``), so an interrupted run
 resumes where it stopped.
 
 Usage:
@@ -21,13 +21,12 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import time
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from recipes import share_prep  # bench/ is on the path when this script runs
 
 from iphbench.config import (
     EvalConfig,
@@ -146,20 +145,16 @@ def main() -> None:
           f"{args.steps * args.batch} slices per run")  # fmt: skip
     print("\n| variant | Dice, paper protocol | Dice, full | Dice < 2 mL, full | FP mL, IPH-free | train s |")
     print("|---|---:|---:|---:|---:|---:|")
-    first: Path | None = None
     for name in args.variants:
         cfg = variant_config(args, cohort, name)
         study = Path(cfg.out)
-        if first is not None and not (study / "prep").exists():
-            study.mkdir(parents=True, exist_ok=True)
-            shutil.copytree(first / "prep", study / "prep", copy_function=os.link)
+        share_prep(args.out, study)
         t0 = time.perf_counter()
         grid = run_study(cfg)
         if not grid.ok:
             raise SystemExit(f"{name}: {len(grid.failed)} run(s) failed")
         seconds = time.perf_counter() - t0
         evaluate_study(study)
-        first = first or study
         s = score(study, args.view)
         print(f"| {name} | {s['paper']:.3f} | {s['full']:.3f} | {s['small']:.3f} | {s['fp_ml']:.2f} | {seconds:.0f} |",
               flush=True)  # fmt: skip

@@ -150,7 +150,7 @@ def criterion(table: pd.DataFrame, baseline: str) -> str:
     ).replace("+-", "−")
 
 
-def _share_prep(out: Path, dst: Path) -> None:
+def share_prep(out: Path, dst: Path) -> None:
     """Hard-link prepared patches of a sibling study (same cohort, same prep settings) into ``dst``."""
     if (dst / "prep").exists():
         return
@@ -213,7 +213,7 @@ def main() -> None:
         studies.append((folder, build_config(args, cohort, folder, setting), {style: setting}))
     tables, runs = [], []
     for study, cfg, names in studies:
-        _share_prep(out, study)
+        share_prep(out, study)
         t0 = time.perf_counter()
         grid = run_study(cfg)
         if not grid.ok:
