@@ -28,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from iphbench._files import atomic_write_json
+from iphbench.evaluation.metrics import dice
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -58,11 +59,6 @@ def remove_small_components(mask: np.ndarray, voxel_ml: float, min_ml: float) ->
     keep = sizes >= min_ml
     keep[0] = False
     return keep[labels]
-
-
-def _dice(pred: np.ndarray, ref: np.ndarray) -> float:
-    inter, total = int(np.count_nonzero(pred & ref)), int(np.count_nonzero(pred) + np.count_nonzero(ref))
-    return 1.0 if total == 0 else 2.0 * inter / total
 
 
 #: The least tolerance (mean Dice) of the choice, for very small or very uniform validation sets.
@@ -96,7 +92,7 @@ def choose_min_component_ml(
         return 0.0, {}
     order = sorted(float(c) for c in candidates)
     per_subject = np.array(
-        [[_dice(remove_small_components(p, v, c), r) for p, r, v in cases] for c in order]
+        [[dice(remove_small_components(p, v, c), r) for p, r, v in cases] for c in order]
     )  # candidates × subjects
     means = per_subject.mean(axis=1)
     best = per_subject[int(np.argmax(means))]
