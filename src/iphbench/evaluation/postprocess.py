@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import ndimage
 
 from iphbench._files import atomic_write_json
+from iphbench.evaluation.lesions import label_lesions
 from iphbench.evaluation.metrics import dice
 
 if TYPE_CHECKING:
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 #: Volumes (mL) tried by ``"auto"``: 0 (off) to 1 mL; the smallest IPH in clinical series is ~0.1 mL.
 CANDIDATES_ML: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-_STRUCTURE = np.ones((3, 3, 3), dtype=bool)  # 26-connectivity
 
 
 def remove_small_components(mask: np.ndarray, voxel_ml: float, min_ml: float) -> np.ndarray:
@@ -54,11 +53,7 @@ def remove_small_components(mask: np.ndarray, voxel_ml: float, min_ml: float) ->
     mask = np.asarray(mask, dtype=bool)
     if min_ml <= 0 or not mask.any():
         return mask
-    labels, n = ndimage.label(mask, structure=_STRUCTURE)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_ml
-    keep = sizes >= min_ml
-    keep[0] = False
-    return keep[labels]
+    return label_lesions(mask, voxel_ml, min_ml)[0] > 0
 
 
 #: The least tolerance (mean Dice) of the choice, for very small or very uniform validation sets.

@@ -62,10 +62,9 @@ CHOOSING_PROTOCOLS: tuple[str, ...] = ("full", "paper")
 
 def count_lesions(mask: np.ndarray) -> int:
     """Number of connected components of a binary mask, 26-connectivity (face, edge or corner)."""
-    from scipy import ndimage
+    from iphbench.evaluation.lesions import label_lesions
 
-    _, n = ndimage.label(np.asarray(mask) > 0, structure=np.ones((3, 3, 3), dtype=bool))
-    return int(n)
+    return label_lesions(np.asarray(mask) > 0, voxel_ml=1.0, min_size_ml=0.0)[1]
 
 
 def trained_styles(study_dir: str | Path) -> list[str]:
