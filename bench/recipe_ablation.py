@@ -63,7 +63,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 }
 
 
-def variant_config(args: argparse.Namespace, cohort: Path, name: str) -> StudyConfig:
+def variant_config(
+    args: argparse.Namespace, cohort: Path, name: str, base: dict[str, Any] = BASE, out: Path | None = None
+) -> StudyConfig:
+    """The study of one variant: ``base`` (``{}`` for today's defaults) changed as the variant names."""
     recipe, ours, train = VARIANTS[name]
     slices = args.steps * args.batch
     batch = int(train.get("batch_size", args.batch))
@@ -71,10 +74,10 @@ def variant_config(args: argparse.Namespace, cohort: Path, name: str) -> StudyCo
     epochs = max(d for d in range(1, args.validations + 1) if steps % d == 0)  # every run: the same slices
     return StudyConfig(
         cohort=str(cohort),
-        out=str(args.out / name),
+        out=str(out or args.out / name),
         name=f"recipe ablation: {name}",
         views=[args.view],
-        models=ModelConfig(names=["unet"], width=args.width),
+        models=ModelConfig(names=[args.model], width=args.width),
         folds=FoldsConfig(k=args.folds, seed=args.seed),
         prep=PrepConfig(patch_size=args.patch),
         train=TrainConfig(
@@ -88,7 +91,7 @@ def variant_config(args: argparse.Namespace, cohort: Path, name: str) -> StudyCo
             seed=args.seed,
             iphbench=IphbenchRecipe(
                 **{
-                    **BASE,
+                    **base,
                     **ours,
                     "lr": args.lr,
                     "batch_size": args.batch,
@@ -124,6 +127,7 @@ def main() -> None:
     ap.add_argument("--preset", default="hard")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--view", default="2DAxi")
+    ap.add_argument("--model", default="unet", help="the architecture trained")
     ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--patch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=200)
