@@ -7,7 +7,7 @@ contrast; docs/synthetic.md) and trains one architecture on every view and fold 
   settings; on a small cohort this is few optimiser steps, as on the real cohort of issue 11);
 - **paper, tuned optimiser**: the same recipe at the demo's reduced
   setting, lr 5e-3 and batch 32: the strongest paper baseline we know at a small budget;
-- **iphbench**: the recipe at its defaults (AdamW, lr 1e-3, batch 64, warm-up + cosine over a
+- **iphbench**: the recipe at its defaults (AdamW, lr 2e-3, batch 64, warm-up + cosine over a
   step budget, sampling, context, augmentation, subject-Dice selection, post-processing).
 
 Every run of every setting sees the same number of training slices (``--slices-per-run``):

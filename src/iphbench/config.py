@@ -100,7 +100,8 @@ class IphbenchRecipe:
     augment_p: float = 0.8  # probability that a slice gets the spatial and intensity changes
     # optimiser and schedule: a budget of optimiser steps, not epochs
     optimizer: str = "adamw"  # "adamw" (decoupled weight decay) or "adam"
-    lr: float = 1e-3  # peak learning rate
+    # peak learning rate; 1e-3 was too low at every width from 8 to 64 (BENCHMARKS.md, "Peak lr against width")
+    lr: float = 2e-3
     weight_decay: float = 1e-4  # AdamW weight decay
     batch_size: int = 64  # slices per step, independent of the cohort's size
     steps: int = 6000  # optimiser steps of the whole run
