@@ -24,8 +24,7 @@ import argparse
 import time
 from pathlib import Path
 
-from recipe_ablation import score, variant_config  # bench/ is on the path when this script runs
-from recipes import share_prep
+from recipe_ablation import add_sweep_arguments, train_and_score, variant_config  # bench/ is on the path
 
 
 def main() -> None:
@@ -33,25 +32,13 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("bench_out/lr_width"))
     ap.add_argument("--widths", type=int, nargs="+", default=[8, 16, 32, 64])
     ap.add_argument("--lrs", type=float, nargs="+", default=[1e-3, 2e-3, 5e-3])
-    ap.add_argument("--subjects", type=int, default=40)
-    ap.add_argument("--sites", type=int, default=4)
-    ap.add_argument("--preset", default="hard")
-    ap.add_argument("--folds", type=int, default=5)
-    ap.add_argument("--view", default="2DAxi")
-    ap.add_argument("--model", default="unet", help="the architecture trained")
-    ap.add_argument("--patch", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=200)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--validations", type=int, default=8)
-    ap.add_argument("--seed", type=int, default=0)
+    add_sweep_arguments(ap)
     args = ap.parse_args()
     args.out = args.out.resolve()
 
     import torch
 
-    from iphbench.evaluation.evaluate import evaluate_study
     from iphbench.synth import generate_cohort
-    from iphbench.training.grid import run_study
 
     cohort = args.out / "cohort" / "cohort.csv"
     if not cohort.exists():
@@ -71,14 +58,7 @@ def main() -> None:
             prefix = "" if args.model == "unet" else f"{args.model}_"
             study = args.out / f"{prefix}w{width}_lr{lr:g}"
             cfg = variant_config(cell, cohort, "base", base={}, out=study)
-            share_prep(args.out, study)
-            t0 = time.perf_counter()
-            grid = run_study(cfg)
-            if not grid.ok:
-                raise SystemExit(f"width {width}, lr {lr:g}: {len(grid.failed)} run(s) failed")
-            seconds = time.perf_counter() - t0
-            evaluate_study(study)
-            s = score(study, args.view)
+            s, seconds = train_and_score(cfg, args.out, args.view)
             print(f"| {width} | {lr:g} | {s['paper']:.3f} | {s['full']:.3f} | {s['small']:.3f} | "
                   f"{s['fp_ml']:.2f} | {seconds:.0f} |", flush=True)  # fmt: skip
 

@@ -118,29 +118,51 @@ def score(study: Path, view: str) -> dict[str, float]:
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("bench_out/recipe_ablation"))
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+def add_sweep_arguments(ap: argparse.ArgumentParser) -> None:
+    """The cohort, split, view and budget options this script shares with ``bench/lr_width.py``."""
     ap.add_argument("--subjects", type=int, default=40)
     ap.add_argument("--sites", type=int, default=4)
     ap.add_argument("--preset", default="hard")
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--view", default="2DAxi")
     ap.add_argument("--model", default="unet", help="the architecture trained")
-    ap.add_argument("--width", type=int, default=8)
     ap.add_argument("--patch", type=int, default=32)
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--validations", type=int, default=8)
-    ap.add_argument("--lr", type=float, default=5e-3)
     ap.add_argument("--seed", type=int, default=0)
+
+
+def train_and_score(cfg: StudyConfig, out: Path, view: str) -> tuple[dict[str, float], float]:
+    """Train one study (prepared patches shared from a sibling under ``out``), evaluate it, score ``view``.
+
+    Returns the scores of ``score`` and the training wall time in seconds; a finished study is read back.
+    """
+    from iphbench.evaluation.evaluate import evaluate_study
+    from iphbench.training.grid import run_study
+
+    study = Path(cfg.out)
+    share_prep(out, study)
+    t0 = time.perf_counter()
+    grid = run_study(cfg)
+    if not grid.ok:
+        raise SystemExit(f"{study.name}: {len(grid.failed)} run(s) failed")
+    seconds = time.perf_counter() - t0
+    evaluate_study(study)
+    return score(study, view), seconds
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, default=Path("bench_out/recipe_ablation"))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    add_sweep_arguments(ap)
+    ap.add_argument("--width", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=5e-3)
     args = ap.parse_args()
     args.out = args.out.resolve()
 
-    from iphbench.evaluation.evaluate import evaluate_study
     from iphbench.synth import generate_cohort
-    from iphbench.training.grid import run_study
 
     cohort = generate_cohort(args.out / "cohort", n_subjects=args.subjects, n_sites=args.sites, seed=args.seed,
                              size="small", healthy_fraction=0.2, preset=args.preset)  # fmt: skip
@@ -150,16 +172,7 @@ def main() -> None:
     print("\n| variant | Dice, paper protocol | Dice, full | Dice < 2 mL, full | FP mL, IPH-free | train s |")
     print("|---|---:|---:|---:|---:|---:|")
     for name in args.variants:
-        cfg = variant_config(args, cohort, name)
-        study = Path(cfg.out)
-        share_prep(args.out, study)
-        t0 = time.perf_counter()
-        grid = run_study(cfg)
-        if not grid.ok:
-            raise SystemExit(f"{name}: {len(grid.failed)} run(s) failed")
-        seconds = time.perf_counter() - t0
-        evaluate_study(study)
-        s = score(study, args.view)
+        s, seconds = train_and_score(variant_config(args, cohort, name), args.out, args.view)
         print(f"| {name} | {s['paper']:.3f} | {s['full']:.3f} | {s['small']:.3f} | {s['fp_ml']:.2f} | {seconds:.0f} |",
               flush=True)  # fmt: skip
 
