@@ -117,3 +117,12 @@ def test_file_ending_from_dataset_json(tmp_path: Path, head_ct, cube_mask) -> No
     df = load_cohort(out)
     assert df["subject"].tolist() == ["a"] and df["site"].tolist() == ["unknown"]
     assert df["image"].iloc[0].endswith("a_0000.mha")
+
+
+def test_semicolon_separated_covariates_are_read(dataset: Path, tmp_path: Path) -> None:
+    """A covariates table exported by a European spreadsheet (`;`), read like a cohort manifest."""
+    covs = tmp_path / "covs.csv"
+    covs.write_text("case_id;site;age;sex\niph_001;A;60;M\niph_002;B;71;F\niph_003;A;55;F\n")
+    out = import_nnunet(dataset, tmp_path / "out" / "cohort.csv", covariates_csv=covs)
+    raw = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert raw["site"].tolist() == ["A", "B", "A"] and raw["age"].tolist() == ["60", "71", "55"]

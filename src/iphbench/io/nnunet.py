@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from iphbench._files import atomic_write_text
+from iphbench.io.cohort import sniff_delimiter
 
 logger = logging.getLogger(__name__)
 
@@ -183,7 +184,11 @@ def _merge_covariates(df: pd.DataFrame, covariates_csv: str | Path | None) -> pd
     path = Path(covariates_csv)
     if not path.is_file():
         raise NnunetImportError(f"covariates CSV not found: {path}")
-    cov = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+    with path.open(encoding="utf-8-sig", errors="replace") as fh:  # the manifest's separators: , ; or tab
+        delimiter = sniff_delimiter(fh.readline())
+    cov = pd.read_csv(
+        path, sep=delimiter, dtype=str, keep_default_na=False, skipinitialspace=True, encoding="utf-8-sig"
+    )
     cov.columns = [str(c).strip() for c in cov.columns]
     key = next((c for c in KEY_COLUMNS if c in cov.columns), None)
     if key is None:

@@ -23,6 +23,18 @@ import nibabel as nib
 import numpy as np
 from nibabel import orientations as ornt_mod
 
+MIN_SLICES = 3
+"""Fewest voxels a scan may have along any axis (``check_voxels``).
+
+Why 3: the coronal and sagittal views (2DCor, 2DSag) cut the volume across its slices, and the
+brain extraction fills the skull's cavity in 3D; both need a slice with neighbours on both sides.
+With 1 or 2 slices every voxel lies on the volume's surface: the cross-sections are 1-2 pixel
+strips padded into 64-pixel patches and nothing can be "inside" the skull, so the models (trained
+on whole heads) would predict on garbage. No real head CT is near this limit (10 mm slices cover a
+head in about 15); a 1-2 slice series is a localizer or a single exported slice. A short slab of a
+few slices is still a volume and is read, as a DICOM series of 3 slices is.
+"""
+
 
 class VolumeReadError(OSError):
     """A scan or mask could not be read; the message names the file and the cause."""
@@ -112,8 +124,10 @@ def canonicalize(array: np.ndarray, affine: np.ndarray, source: SourceGrid) -> V
 def check_voxels(data: np.ndarray, path: str | Path, finite: bool = True) -> np.ndarray:
     """Return ``data`` as a 3D array or raise a ``VolumeReadError`` that says what is wrong with it.
 
-    A trailing axis of length 1 (a 4D file holding one volume) is dropped. 2D images,
-    4D files with several volumes and (when ``finite``) NaN or infinite voxels are refused.
+    A trailing axis of length 1 (a 4D file holding one volume) is dropped. 2D images, volumes
+    with fewer than ``MIN_SLICES`` voxels along an axis (the one rule for NIfTI, NRRD, MHA and
+    DICOM: every reader passes here), 4D files with several volumes and (when ``finite``) NaN or
+    infinite voxels are refused.
     """
     while data.ndim > 3 and data.shape[-1] == 1:
         data = data[..., 0]
@@ -130,6 +144,15 @@ def check_voxels(data: np.ndarray, path: str | Path, finite: bool = True) -> np.
         )
     if data.ndim != 3:
         raise VolumeReadError(f"{path}: expected a 3D volume, got shape {data.shape}")
+    thin = [axis for axis, n in enumerate(data.shape) if n < MIN_SLICES]
+    if thin:
+        axis = thin[0]
+        n = data.shape[axis]
+        raise VolumeReadError(
+            f"{path} holds {n} slice{'s' if n != 1 else ''} along axis {axis} (shape {data.shape}); "
+            f"iphbench needs a 3D CT volume (at least {MIN_SLICES} slices along every axis): "
+            "give the whole series (for DICOM, the folder that holds all its slices)"
+        )
     if finite and data.dtype.kind == "f":
         n_nan = int(np.isnan(data).sum())
         n_inf = int(np.isinf(data).sum())
@@ -202,9 +225,23 @@ def canonicalize_as(
 
 
 def write_nifti_like(
-    array: np.ndarray, like: Volume, path: str | Path, dtype: type | np.dtype = np.uint8
+    array: np.ndarray,
+    like: Volume,
+    path: str | Path,
+    dtype: type | np.dtype = np.uint8,
+    description: str = "",
 ) -> Path:
-    """Write a canonical-grid array as NIfTI in the exact grid and orientation of ``like``'s source file."""
+    """Write a canonical-grid array as NIfTI in the exact grid and orientation of ``like``'s source file.
+
+    Args:
+        array: canonical-grid array with ``like.shape``.
+        like: the Volume whose source grid the file takes.
+        path: output ``.nii`` or ``.nii.gz`` (written atomically).
+        dtype: voxel type written.
+        description: the header's ``descrip`` (at most 80 ASCII characters). ``iphbench predict``
+            stamps its outputs here so that a later run recognises them as its own and may
+            replace them (``iphbench.inference.outputs.written_by_predict``).
+    """
     from iphbench._files import atomic_path
 
     path = Path(path)
@@ -212,6 +249,8 @@ def write_nifti_like(
     img = nib.Nifti1Image(data, like.source.affine)
     img.set_qform(like.source.affine, code=1)
     img.set_sform(like.source.affine, code=1)
+    if description:
+        img.header["descrip"] = description.encode("ascii", "replace")[:80]
     suffix = ".nii.gz" if path.name.endswith(".nii.gz") else ".nii"
     with atomic_path(path, suffix=suffix) as tmp:
         nib.save(img, str(tmp))

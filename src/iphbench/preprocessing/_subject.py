@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import time
 import traceback
 from pathlib import Path
@@ -20,6 +19,7 @@ import pandas as pd
 
 from iphbench._files import atomic_save_npy, atomic_write_json, atomic_write_text
 from iphbench.config import PrepConfig, _from_dict
+from iphbench.io.cohort import subject_id_problem
 from iphbench.preprocessing.patching import patch_counts, patch_origins
 
 log = logging.getLogger(__name__)
@@ -44,16 +44,17 @@ DERIVED_COLUMNS: tuple[str, ...] = (
     "n_lesion_patches",
     "n_brain_patches",
 )
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def check_subject_id(subject: str) -> str:
-    """Return ``subject`` if it is usable as a folder name, else raise a ValueError saying why."""
-    if not _SAFE_ID.match(subject) or subject in (".", ".."):
-        raise ValueError(
-            f"subject id {subject!r} cannot name a folder: use letters, digits, '.', '_' and '-' only "
-            "(starting with a letter or digit)"
-        )
+    """Return ``subject`` if it is usable as a folder name, else raise a ValueError saying why.
+
+    The rule is ``iphbench.io.cohort.subject_id_problem``, the one ``validate`` reports, so an id
+    that validates is never refused here.
+    """
+    problem = subject_id_problem(subject)
+    if problem:
+        raise ValueError(problem)
     return subject
 
 

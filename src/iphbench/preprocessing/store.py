@@ -33,6 +33,7 @@ import pandas as pd
 from iphbench import __version__
 from iphbench._files import atomic_write_json, atomic_write_text
 from iphbench.config import ConfigError, PrepConfig, _from_dict, config_hash, plain
+from iphbench.io.cohort import load_cohort, missing_columns_problem
 from iphbench.preprocessing._subject import (
     DERIVED_COLUMNS,
     PATCH_COLUMNS,
@@ -102,7 +103,7 @@ def prepare_store(
         ValueError: the manifest misses columns or repeats a subject id.
     """
     config = check_prep_config(config or PrepConfig())
-    df = _load_manifest(cohort)
+    df = load_manifest(cohort)
     root = Path(root)
     chash = _open_for_writing(root, config, overwrite)
 
@@ -345,18 +346,15 @@ def _mode_column(mode: str) -> str:
     )
 
 
-def _load_manifest(cohort: str | Path | pd.DataFrame) -> pd.DataFrame:
+def load_manifest(cohort: str | Path | pd.DataFrame) -> pd.DataFrame:
     if isinstance(cohort, pd.DataFrame):
         df = cohort.copy()
     else:
-        from iphbench.io.cohort import load_cohort
-
         df = load_cohort(cohort)
-    missing = [c for c in ("subject", "image") if c not in df.columns]
+    missing = missing_columns_problem(df, ("subject", "image"))
     if missing:
-        raise ValueError(
-            f"the cohort manifest has no column(s) {missing}; it needs subject, site, age, sex, image, mask"
-        )
+        where = "" if isinstance(cohort, pd.DataFrame) else f" {cohort}"
+        raise ValueError(f"the cohort manifest{where}: {missing}")
     if df.empty:
         where = "" if isinstance(cohort, pd.DataFrame) else f" {cohort}"
         raise ValueError(
@@ -430,4 +428,11 @@ class _progress_bar:
             self._progress.stop()
 
 
-__all__ = ["PatchStore", "PrepareResult", "StoreConfigError", "prepare_store", "rebuild_tables"]
+__all__ = [
+    "PatchStore",
+    "PrepareResult",
+    "StoreConfigError",
+    "load_manifest",
+    "prepare_store",
+    "rebuild_tables",
+]
