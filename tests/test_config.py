@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import typing
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,10 @@ def test_load_resolves_paths_and_round_trips(tmp_path: Path) -> None:
             {"eval": {"hd95_when_empty": "nan"}},
             r"eval\.hd95_when_empty must be one of \['worst', 'exclude'\]",
         ),
-        ({"eval": {"lesion_min_ml": -1}}, r"eval\.lesion_min_ml must be a volume in mL >= 0"),
+        (
+            {"eval": {"lesion_min_ml": -1}},
+            r"eval\.lesion_min_ml must be at least 0 \(a volume in mL\), got -1",
+        ),
         ({"train": {"focal_alpha_negatives": "both"}}, r"train\.focal_alpha_negatives must be one of"),
     ],
 )
@@ -115,3 +119,63 @@ def test_a_config_built_in_python_hashes_like_its_yaml(tmp_path: Path) -> None:
     )
     assert study_hash(built) != study_hash(StudyConfig(cohort="c.csv", out=str(tmp_path),
                                                        train=TrainConfig(lr=2)))  # fmt: skip
+
+
+def test_every_numeric_setting_has_a_valid_range() -> None:
+    """No int or float setting escapes the table of bounds (issue 20): each section of a study is in
+    SECTIONS, and each of its numeric settings has a Bound."""
+    import dataclasses
+
+    from iphbench.config import SECTIONS, numeric_settings
+
+    reachable, todo = set(), [StudyConfig]
+    while todo:
+        cls = todo.pop()
+        for f in dataclasses.fields(cls):
+            tp = typing.get_type_hints(cls)[f.name]
+            if dataclasses.is_dataclass(tp) and tp not in reachable:
+                reachable.add(tp)
+                todo.append(tp)
+    assert reachable == set(SECTIONS)
+    for cls, section in SECTIONS.items():
+        assert set(numeric_settings(cls)) == set(section.bounds), cls.__name__
+    assert not numeric_settings(StudyConfig)
+
+
+def test_python_built_sections_are_checked_too() -> None:
+    from iphbench.config import EvalConfig, TrainConfig
+
+    with pytest.raises(ConfigError, match=r"^train\.epochs must be at least 1 .*got 0$"):
+        TrainConfig(epochs=0)
+    with pytest.raises(ConfigError, match=r"^train\.lr must be a number, got True$"):
+        TrainConfig(lr=True)
+    with pytest.raises(ConfigError, match=r"^train\.batch_size must be an integer, got 2\.5$"):
+        TrainConfig(batch_size=2.5)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^eval\.threshold must be a finite number, got nan$"):
+        EvalConfig(threshold=float("nan"))
+
+
+def test_encoder_stride_is_what_every_model_needs() -> None:
+    """prep.patch_size is checked against config.ENCODER_STRIDE without importing torch: it must be
+    the models' own required multiple."""
+    from iphbench.config import ENCODER_STRIDE
+    from iphbench.models import create_model, list_models
+
+    for name in list_models():
+        assert create_model(name, width=4).required_multiple == ENCODER_STRIDE, name
+
+
+def test_the_yaml_examples_of_the_docs_load() -> None:
+    import re
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    blocks = [
+        block
+        for page in [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+        for block in re.findall(r"```yaml\n(.*?)```", page.read_text(encoding="utf-8"), re.S)
+    ]
+    assert len(blocks) >= 4
+    for block in blocks:
+        StudyConfig.from_dict(yaml.safe_load(block))

@@ -1,7 +1,9 @@
 """Typed study configuration, loaded from YAML and saved resolved next to its results.
 
 One study YAML holds every setting of the paper's method (DESIGN.md, "The method").
-Unknown keys are errors, so a typo never silently falls back to a default.
+Unknown keys are errors, so a typo never silently falls back to a default, and every numeric
+setting is checked against its valid range (:data:`SECTIONS`) when its section is built, from
+YAML or in Python: the error names the full key, the rule and why (docs/training.md).
 
 Example:
     >>> cfg = StudyConfig.from_dict({"cohort": "cohort.csv", "out": "study", "train": {"epochs": 3}})
@@ -14,8 +16,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -46,6 +50,9 @@ class PrepConfig:
     patch_size: int = 64  # cubic patch side in voxels; volumes are zero-padded to multiples of it (paper: 64)
     mask_labels: list[int] | None = None  # hemorrhage label values; None = masks are {0,1} or {0,255}
 
+    def __post_init__(self) -> None:
+        check_section(self)
+
 
 @dataclass
 class ModelConfig:
@@ -59,6 +66,9 @@ class ModelConfig:
     # per-architecture extras {name: {kwarg: value}}, e.g. {"transunet": {"depth": 4}}
     kwargs: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        check_section(self)
+
 
 @dataclass
 class FoldsConfig:
@@ -68,6 +78,9 @@ class FoldsConfig:
     k: int = 5  # number of folds for kfold (paper: 5)
     val_fraction: float = 0.15  # share of each fold's training subjects held out for model selection
     seed: int = 0  # seed of the split
+
+    def __post_init__(self) -> None:
+        check_section(self)
 
 
 @dataclass
@@ -115,6 +128,9 @@ class IphbenchRecipe:
     # hash); "auto" = chosen on each fold's validation subjects; 0 = off
     min_component_ml: float | str = "auto"
 
+    def __post_init__(self) -> None:
+        check_section(self)
+
 
 @dataclass
 class TrainConfig:
@@ -152,6 +168,9 @@ class TrainConfig:
     )
     iphbench: IphbenchRecipe = field(default_factory=IphbenchRecipe)  # settings of the iphbench recipe
 
+    def __post_init__(self) -> None:
+        check_section(self)
+
     @property
     def recipes(self) -> list[str]:
         """``recipe`` as a list (a study may train both recipes in one grid)."""
@@ -172,6 +191,9 @@ class LearningCheckConfig:
         0.05  # a run's validation Dice rose if it gained this over its first value (or reached min_dice)
     )
 
+    def __post_init__(self) -> None:
+        check_section(self)
+
 
 @dataclass
 class EvalConfig:
@@ -189,6 +211,9 @@ class EvalConfig:
     learning_check: LearningCheckConfig = field(
         default_factory=LearningCheckConfig
     )  # "did the models learn?"
+
+    def __post_init__(self) -> None:
+        check_section(self)
 
 
 @dataclass
@@ -209,6 +234,9 @@ class NnunetConfig:
     preprocessing_workers: int = 2  # processes of nnU-Net's fingerprint extraction and preprocessing
     augmentation_workers: int | None = None  # data-augmentation processes; None = nnU-Net's default, 0 = none
 
+    def __post_init__(self) -> None:
+        check_section(self)
+
 
 @dataclass
 class StudyConfig:
@@ -226,6 +254,9 @@ class StudyConfig:
     nnunet: NnunetConfig = field(default_factory=NnunetConfig)  # settings of the nnU-Net reference styles
 
     def __post_init__(self) -> None:
+        # each section checked itself when it was built (check_section); here the rules across sections
+        if not self.views:
+            raise ConfigError(f"views must list at least one of {list(VIEW_NAMES)}, got an empty list")
         bad_views = [v for v in self.views if v not in VIEW_NAMES]
         if bad_views:
             raise ConfigError(f"unknown views {bad_views}; valid views are {list(VIEW_NAMES)}")
@@ -248,35 +279,6 @@ class StudyConfig:
                     f"train.recipe_models maps a recipe of train.recipe ({recipes}) to architectures of models.names "
                     f"({self.models.names}), got {name!r}: {archs!r}"
                 )
-        _check_iphbench_recipe(self.train.iphbench)
-        _check_compile(self.train)
-        if self.train.checkpoint_every < 1:
-            raise ConfigError(f"train.checkpoint_every must be at least 1, got {self.train.checkpoint_every}")
-        _check_nnunet(self.nnunet)
-        if self.folds.scheme not in ("kfold", "loso"):
-            raise ConfigError(f"folds.scheme must be 'kfold' or 'loso', got {self.folds.scheme!r}")
-        lc = self.eval.learning_check
-        if not 0.0 <= lc.min_dice <= 1.0 or lc.max_false_positive_ml < 0 or lc.min_val_rise < 0:
-            raise ConfigError(
-                "eval.learning_check: min_dice must lie in [0, 1] and max_false_positive_ml and min_val_rise "
-                f"must be >= 0, got {lc}"
-            )
-        if self.eval.hd95_when_empty not in HD95_POLICIES:
-            raise ConfigError(
-                f"eval.hd95_when_empty must be one of {list(HD95_POLICIES)}, got {self.eval.hd95_when_empty!r}"
-            )
-        if not self.eval.lesion_min_ml >= 0:
-            raise ConfigError(
-                f"eval.lesion_min_ml must be a volume in mL >= 0, got {self.eval.lesion_min_ml}"
-            )
-        if self.train.focal_alpha_negatives not in FOCAL_ALPHA_NEGATIVES:
-            raise ConfigError(
-                f"train.focal_alpha_negatives must be one of {list(FOCAL_ALPHA_NEGATIVES)}, "
-                f"got {self.train.focal_alpha_negatives!r}"
-            )
-        bad_protocols = [p for p in self.eval.protocols if p not in ("paper", "full")]
-        if bad_protocols:
-            raise ConfigError(f"unknown protocols {bad_protocols}; valid protocols are ['paper', 'full']")
 
     # -- loading and saving -------------------------------------------------------------
     @classmethod
@@ -288,7 +290,11 @@ class StudyConfig:
     def load(cls, path: str | Path) -> StudyConfig:
         """Load a study YAML; relative ``cohort`` and ``out`` are resolved against its folder."""
         path = Path(path)
-        cfg = cls.from_dict(load_yaml_mapping(path, "study file"))
+        data = load_yaml_mapping(path, "study file")
+        try:
+            cfg = cls.from_dict(data)
+        except ConfigError as exc:  # say which file holds the bad setting
+            raise ConfigError(f"study file {path}: {exc}") from None
         base = path.resolve().parent
         cfg.cohort = str((base / cfg.cohort).resolve())
         cfg.out = str((base / cfg.out).resolve())
@@ -324,57 +330,310 @@ EXECUTION_SETTINGS: tuple[str, ...] = (
 )
 
 
-def _check_compile(t: TrainConfig) -> None:
-    if t.compile not in ("auto", True, False):
-        raise ConfigError(f"train.compile must be 'auto', true or false, got {t.compile!r}")
-    if t.compile_mode not in COMPILE_MODES:
-        raise ConfigError(f"train.compile_mode must be one of {list(COMPILE_MODES)}, got {t.compile_mode!r}")
+# -- the valid values of every setting ---------------------------------------------------------
+#: Side of a 2D slice must divide by this: the VGG16 encoder of every architecture pools four
+#: times (``iphbench.models.SegmentationModel.required_multiple``; kept here so that loading a
+#: config does not import torch; tests/test_config.py checks that the two agree).
+ENCODER_STRIDE = 16
 
 
-def _check_iphbench_recipe(r: IphbenchRecipe) -> None:
-    where = "train.iphbench"
-    for name in ("foreground_share", "context_share", "augment_p"):
-        value = getattr(r, name)
-        if not 0.0 <= value <= 1.0:
-            raise ConfigError(f"{where}.{name} must lie in [0, 1], got {value}")
+@dataclass(frozen=True)
+class Bound:
+    """The valid values of one numeric setting and why (a row of :data:`SECTIONS`)."""
+
+    low: float | None = None  # smallest valid value; None = no lower limit
+    high: float | None = None  # largest valid value; None = no upper limit
+    open_low: bool = False  # ``low`` itself is not valid
+    open_high: bool = False  # ``high`` itself is not valid
+    multiple_of: int | None = None  # the value must divide by this (and be positive)
+    why: str = ""  # the reason, shown in the error
+
+    def fits(self, value: float) -> bool:
+        if self.multiple_of is not None and (value <= 0 or value % self.multiple_of):
+            return False
+        if self.low is not None and (value <= self.low if self.open_low else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.open_high else value <= self.high)
+
+    def rule(self) -> str:
+        """The rule as the end of "KEY must ...", e.g. ``be at least 1`` or ``lie in (0, 1)``."""
+        if self.multiple_of is not None:
+            return f"be a positive multiple of {self.multiple_of}"
+        low, high = self.low, self.high
+        if low is not None and high is not None:
+            return f"lie in {'(' if self.open_low else '['}{low:g}, {high:g}{')' if self.open_high else ']'}"
+        if low is not None:
+            return f"be > {low:g}" if self.open_low else f"be at least {low:g}"
+        if high is not None:
+            return f"be < {high:g}" if self.open_high else f"be at most {high:g}"
+        return "be a finite number"
+
+
+#: Shorthands for the bounds that recur below.
+def _at_least(low: float, why: str = "") -> Bound:
+    return Bound(low=low, why=why)
+
+
+def _positive(why: str = "") -> Bound:
+    return Bound(low=0.0, open_low=True, why=why)
+
+
+def _share(why: str = "") -> Bound:
+    return Bound(low=0.0, high=1.0, why=why)
+
+
+_SEED = _at_least(0, "NumPy and torch seeds are non-negative integers")
+_OFF_AT_0 = "0 switches it off"
+
+
+@dataclass(frozen=True)
+class Section:
+    """Where a config dataclass sits in a study YAML, the bounds of its numeric settings, and
+    its rules across settings (called with the section and its key)."""
+
+    key: str  # e.g. "train.iphbench"
+    bounds: dict[str, Bound]
+    rules: Callable[[Any, str], None] | None = None
+
+
+def _prep_rules(p: PrepConfig, key: str) -> None:
+    if not p.hu_min < p.hu_max:
+        raise ConfigError(
+            f"{key}.hu_min ({p.hu_min:g}) must be less than {key}.hu_max ({p.hu_max:g}): they are the HU window"
+        )
+    if not p.out_min < p.out_max:
+        raise ConfigError(
+            f"{key}.out_min ({p.out_min:g}) must be less than {key}.out_max ({p.out_max:g}): the window maps "
+            "hu_min to out_min and hu_max to out_max, and 0 is the value outside the brain"
+        )
+    if p.target_spacing is not None:
+        from iphbench.io._checks import MAX_SPACING_MM, MIN_SPACING_MM  # the rule scans are held to
+
+        ts = p.target_spacing
+        if len(ts) != 3 or not all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in ts):
+            raise ConfigError(
+                f"{key}.target_spacing must be three voxel sides (x, y, z) in mm from {MIN_SPACING_MM:g} to "
+                f"{MAX_SPACING_MM:g} (a head CT grid), or null to keep each scan's own, got {ts}"
+            )
+    labels = p.mask_labels
+    if labels is not None and (not labels or len(set(labels)) != len(labels)):
+        raise ConfigError(
+            f"{key}.mask_labels must list distinct hemorrhage label values (or be null for {{0, 1}} masks), "
+            f"got {labels}: an empty list would count no voxel as hemorrhage"
+        )
+
+
+def _models_rules(m: ModelConfig, key: str) -> None:
+    if not m.names:
+        raise ConfigError(
+            f"{key}.names must list at least one of {list(STYLE_MODEL_NAMES)}, got an empty list"
+        )
+
+
+def _folds_rules(f: FoldsConfig, key: str) -> None:
+    if f.scheme not in ("kfold", "loso"):
+        raise ConfigError(f"{key}.scheme must be 'kfold' or 'loso', got {f.scheme!r}")
+
+
+def _iphbench_rules(r: IphbenchRecipe, key: str) -> None:
     if r.foreground_share + r.context_share > 1.0:
         raise ConfigError(
-            f"{where}.foreground_share + context_share must be at most 1, got "
+            f"{key}.foreground_share + context_share must be at most 1 (shares of one batch), got "
             f"{r.foreground_share} + {r.context_share}"
         )
-    for name in ("rotate_deg", "hu_offset", "hu_scale", "gamma", "noise_hu", "blur_sigma", "weight_decay"):
-        if getattr(r, name) < 0:
-            raise ConfigError(f"{where}.{name} must be >= 0 (0 switches it off), got {getattr(r, name)}")
-    if not 0.0 <= r.scale < 1.0:
-        raise ConfigError(f"{where}.scale must lie in [0, 1), got {r.scale}")
-    for name in ("batch_size", "steps", "val_every"):
-        if getattr(r, name) < 1:
-            raise ConfigError(f"{where}.{name} must be at least 1, got {getattr(r, name)}")
-    if r.warmup_steps < 0 or r.context_patches_per_subject < 0 or r.early_stopping_patience < 0:
+    if r.warmup_steps > r.steps:
         raise ConfigError(
-            f"{where}: warmup_steps, context_patches_per_subject and early_stopping_patience must be >= 0"
+            f"{key}.warmup_steps ({r.warmup_steps}) must be at most {key}.steps ({r.steps}): a warm-up longer "
+            "than the run never reaches the peak learning rate"
         )
     choices = {"optimizer": ("adamw", "adam"), "schedule": ("cosine", "poly", "constant"),
                "select_on": ("subject_dice", "iou")}  # fmt: skip
     for name, allowed in choices.items():
         if getattr(r, name) not in allowed:
-            raise ConfigError(f"{where}.{name} must be one of {list(allowed)}, got {getattr(r, name)!r}")
-    m = r.min_component_ml
-    if (isinstance(m, str) and m != "auto") or (isinstance(m, float) and m < 0):
-        raise ConfigError(f"{where}.min_component_ml must be 'auto' or a volume in mL >= 0, got {m!r}")
+            raise ConfigError(f"{key}.{name} must be one of {list(allowed)}, got {getattr(r, name)!r}")
+    if isinstance(r.min_component_ml, str) and r.min_component_ml != "auto":
+        raise ConfigError(
+            f"{key}.min_component_ml must be 'auto' or a volume in mL >= 0, got {r.min_component_ml!r}"
+        )
 
 
-def _check_nnunet(n: NnunetConfig) -> None:
-    for name in ("epochs", "iterations_per_epoch", "val_iterations_per_epoch"):
-        value = getattr(n, name)
-        if value is not None and value < 1:
-            raise ConfigError(
-                f"nnunet.{name} must be at least 1 (or absent for nnU-Net's default), got {value}"
-            )
-    if n.preprocessing_workers < 1:
-        raise ConfigError(f"nnunet.preprocessing_workers must be at least 1, got {n.preprocessing_workers}")
-    if n.augmentation_workers is not None and n.augmentation_workers < 0:
-        raise ConfigError(f"nnunet.augmentation_workers must be >= 0, got {n.augmentation_workers}")
+def _train_rules(t: TrainConfig, key: str) -> None:
+    if t.compile not in ("auto", True, False):
+        raise ConfigError(f"{key}.compile must be 'auto', true or false, got {t.compile!r}")
+    if t.compile_mode not in COMPILE_MODES:
+        raise ConfigError(f"{key}.compile_mode must be one of {list(COMPILE_MODES)}, got {t.compile_mode!r}")
+    if t.focal_alpha_negatives not in FOCAL_ALPHA_NEGATIVES:
+        raise ConfigError(
+            f"{key}.focal_alpha_negatives must be one of {list(FOCAL_ALPHA_NEGATIVES)}, "
+            f"got {t.focal_alpha_negatives!r}"
+        )
+
+
+def _eval_rules(e: EvalConfig, key: str) -> None:
+    if e.hd95_when_empty not in HD95_POLICIES:
+        raise ConfigError(
+            f"{key}.hd95_when_empty must be one of {list(HD95_POLICIES)}, got {e.hd95_when_empty!r}"
+        )
+    bad = [p for p in e.protocols if p not in ("paper", "full")]
+    if bad or not e.protocols:
+        raise ConfigError(
+            f"unknown protocols {bad}; valid protocols are ['paper', 'full']"
+            if bad
+            else f"{key}.protocols must list at least one of ['paper', 'full'], got an empty list"
+        )
+
+
+_NNUNET_DEFAULT = "or absent for nnU-Net's default"
+
+#: Every config section: its key in a study YAML, the valid range of each numeric setting (a
+#: test checks that no int or float setting is missing) and its rules across settings. Each
+#: section checks itself when it is built (``__post_init__``), from YAML or in Python, so no
+#: setting reaches training unchecked: ``train.epochs: 0`` used to "train" runs that wrote no
+#: ``best.pt``, ``train.batch_size: -1`` to fail deep inside torch.
+SECTIONS: dict[type, Section] = {
+    PrepConfig: Section("prep", {
+        "hu_min": Bound(why="HU"),
+        "hu_max": Bound(why="HU"),
+        "out_min": Bound(),
+        "out_max": Bound(),
+        "target_spacing": _positive("mm"),
+        "patch_size": Bound(multiple_of=ENCODER_STRIDE, why=(
+            f"a patch's slices go through the VGG16 encoder, whose four 2x2 poolings need sides divisible by "
+            f"{ENCODER_STRIDE}; the paper uses 64")),
+        "mask_labels": _at_least(1, "label values of hemorrhage; 0 is the background"),
+    }, _prep_rules),
+    ModelConfig: Section("models", {
+        "width": _at_least(1, "channels of the first VGG16 block; the paper's is 64"),
+    }, _models_rules),
+    FoldsConfig: Section("folds", {
+        "k": _at_least(2, "each fold tests on one part and trains on the others"),
+        "val_fraction": Bound(0.0, 1.0, open_low=True, open_high=True,
+                              why="share of a fold's training subjects held out for model selection"),
+        "seed": _SEED,
+    }, _folds_rules),
+    IphbenchRecipe: Section("train.iphbench", {
+        "foreground_share": _share("a share of each batch"),
+        "context_share": _share("a share of each batch"),
+        "context_patches_per_subject": _at_least(0, _OFF_AT_0),
+        "rotate_deg": Bound(0.0, 180.0, why=f"rotations in ±rotate_deg; {_OFF_AT_0}"),
+        "scale": Bound(0.0, 1.0, open_high=True, why=f"zoom in [1 - scale, 1 + scale]; {_OFF_AT_0}"),
+        "hu_offset": _at_least(0, f"HU offset in ±hu_offset; {_OFF_AT_0}"),
+        "hu_scale": Bound(0.0, 1.0, open_high=True, why=f"HU scale in 1 ± hu_scale; {_OFF_AT_0}"),
+        "gamma": _at_least(0, _OFF_AT_0),
+        "noise_hu": _at_least(0, _OFF_AT_0),
+        "blur_sigma": _at_least(0, _OFF_AT_0),
+        "augment_p": _share("a probability"),
+        "lr": _positive("the peak learning rate"),
+        "weight_decay": _at_least(0, _OFF_AT_0),
+        "batch_size": _at_least(1, "slices per step"),
+        "steps": _at_least(1, "optimiser steps of the run; 0 would train nothing"),
+        "warmup_steps": _at_least(0, _OFF_AT_0),
+        "val_every": _at_least(1, "steps between validations"),
+        "early_stopping_patience": _at_least(0, "0 = never stop early"),
+        "min_component_ml": _at_least(0, "a volume in mL, or 'auto'; 0 switches it off"),
+    }, _iphbench_rules),
+    TrainConfig: Section("train", {
+        "epochs": _at_least(1, "0 epochs would train nothing and write no best.pt"),
+        "lr": _positive("the Adam learning rate"),
+        "batch_size": _at_least(1, "slices per optimisation step"),
+        "early_stopping_patience": _at_least(0, "0 = never stop early"),
+        "plateau_patience": _at_least(0, "validations without a lower loss before the rate is cut"),
+        "plateau_factor": Bound(0.0, 1.0, open_low=True, open_high=True,
+                                why="ReduceLROnPlateau multiplies the rate by it"),
+        "dice_beta": _positive("beta of the F-beta Dice loss (paper eq. 1)"),
+        "focal_alpha": _share("weight of the positives in the focal loss (paper eq. 2)"),
+        "focal_gamma": _at_least(0, "focusing exponent of the focal loss (paper eq. 2); 0 = cross-entropy"),
+        "steps_per_epoch": _at_least(1, "or absent for one pass over the training slices"),
+        "seed": _SEED,
+        "checkpoint_every": _at_least(1, "epochs between last.pt writes"),
+    }, _train_rules),
+    LearningCheckConfig: Section("eval.learning_check", {
+        "min_dice": _share("a Dice"),
+        "max_false_positive_ml": _at_least(0, "a volume in mL"),
+        "min_val_rise": _share("a rise of the validation Dice"),
+    }),
+    EvalConfig: Section("eval", {
+        "threshold": Bound(0.0, 1.0, open_low=True, open_high=True,
+                           why="a probability threshold: 0 or 1 would mark every voxel or none"),
+        "batch_size": _at_least(1, "slices per inference batch"),
+        "lesion_min_ml": _at_least(0, "a volume in mL"),
+    }, _eval_rules),
+    NnunetConfig: Section("nnunet", {
+        "epochs": _at_least(1, _NNUNET_DEFAULT),
+        "iterations_per_epoch": _at_least(1, _NNUNET_DEFAULT),
+        "val_iterations_per_epoch": _at_least(1, _NNUNET_DEFAULT),
+        "preprocessing_workers": _at_least(1, "processes"),
+        "augmentation_workers": _at_least(0, f"processes; 0 = none, {_NNUNET_DEFAULT}"),
+    }),
+}  # fmt: skip
+
+
+def check_section(obj: Any) -> None:
+    """Raise ConfigError naming the full key (``train.batch_size must be at least 1 (...), got -1``)
+    when a setting of the config section ``obj`` is out of its range (:data:`SECTIONS`).
+
+    Booleans, NaN and infinities are refused where a number is expected (YAML reads ``.nan``
+    and ``.inf`` as floats; Python's ``True`` is an int).
+    """
+    section = SECTIONS[type(obj)]
+    hints = typing.get_type_hints(type(obj))
+    for name, bound in section.bounds.items():
+        value = getattr(obj, name)
+        kind, options = _number_kind(hints[name])
+        if (value is None and type(None) in options) or (isinstance(value, str) and str in options):
+            continue  # null = a default; a string setting ('auto') is checked by the section's rules
+        where = f"{section.key}.{name}"
+        if list in options:
+            if not isinstance(value, list | tuple):
+                raise ConfigError(f"{where} must be a list of numbers, got {value!r}")
+            for i, item in enumerate(value):
+                _check_number(f"{where}[{i}]", item, kind, bound)
+        else:
+            _check_number(where, value, kind, bound)
+    if section.rules is not None:
+        section.rules(obj, section.key)
+
+
+def _check_number(where: str, value: Any, kind: type, bound: Bound) -> None:
+    what = "an integer" if kind is int else "a number"
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (kind is int and isinstance(value, float))
+    ):
+        raise ConfigError(f"{where} must be {what}, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
+    if not bound.fits(value):
+        why = f" ({bound.why})" if bound.why else ""
+        raise ConfigError(f"{where} must {bound.rule()}{why}, got {value!r}")
+
+
+def _number_kind(tp: Any) -> tuple[type, set[Any]]:
+    """(int or float, the other types a numeric setting's annotation allows: None, str, list)."""
+    args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+    kind: type = float
+    options: set[Any] = set()
+    for arg in args:
+        if typing.get_origin(arg) is list:
+            options.add(list)
+            arg = typing.get_args(arg)[0]
+        if arg in (int, float):
+            kind = arg
+        else:
+            options.add(arg)
+    return kind, options
+
+
+def numeric_settings(cls: type) -> list[str]:
+    """The int and float settings of a config dataclass (each must have a :class:`Bound`)."""
+    out = []
+    for name, tp in typing.get_type_hints(cls).items():
+        args = typing.get_args(tp) if typing.get_origin(tp) in (typing.Union, types.UnionType) else (tp,)
+        flat = [typing.get_args(a)[0] if typing.get_origin(a) is list else a for a in args]
+        if any(a in (int, float) for a in flat):
+            out.append(name)
+    return out
 
 
 def load_yaml_mapping(path: Path, what: str) -> dict[str, Any]:

@@ -70,3 +70,12 @@ def test_bad_config_is_a_clear_error(cohort: Path, tmp_path: Path) -> None:
     cfg.write_text("hu_mn: -20\n")
     res = _run(str(cohort), "--out", str(tmp_path / "prep"), "--config", str(cfg))
     assert res.exit_code == 1 and "unknown setting" in _text(res) and "hu_min" in _text(res)
+
+
+def test_an_out_of_range_setting_names_the_key_and_the_file(cohort: Path, tmp_path: Path) -> None:
+    cfg = tmp_path / "prep.yaml"
+    cfg.write_text("prep: {patch_size: 40}\n")
+    res = _run(str(cohort), "--out", str(tmp_path / "prep"), "--config", str(cfg))
+    text = _text(res)
+    assert res.exit_code == 1 and "prep.patch_size" in text and str(cfg) in text, res.output
+    assert "Traceback" not in res.output and not (tmp_path / "prep").exists()

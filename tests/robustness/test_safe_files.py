@@ -44,16 +44,22 @@ class Payload:
         return (print, ("unsafe code ran",))
 
 
-@pytest.mark.parametrize("kind", ["pickled object", "truncated"])
+@pytest.mark.parametrize("kind", ["pickled object", "pickled object with its SHA-256", "truncated"])
 def test_damaged_or_unsafe_checkpoint_is_refused(study_copy: Path, kind: str, capfd) -> None:
+    from iphbench.training.checkpoint import digest_path, file_sha256
+
     best = study_copy / "runs" / "unet" / "2DAxi" / "fold0" / "best.pt"
-    if kind == "pickled object":
+    if kind.startswith("pickled object"):
         torch.save({"model": Payload()}, best)
     else:
         best.write_bytes(best.read_bytes()[:500])
+    if kind.endswith("SHA-256"):  # the digest matches: weights_only loading is what refuses it
+        digest_path(best).write_text(f"{file_sha256(best)}  best.pt\n", encoding="utf-8")
     shutil.rmtree(study_copy / "eval")
     code, out = invoke("evaluate", str(study_copy), "--device", "cpu")
     assert code == 1 and "best.pt" in out and "fold0" in out and "train the run again" in out
+    reason = "cannot be loaded as plain tensors" if kind.endswith("SHA-256") else "SHA-256"
+    assert reason in out, out
     assert "unsafe code ran" not in out + capfd.readouterr().out
 
 

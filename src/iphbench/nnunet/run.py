@@ -8,6 +8,7 @@ evaluation rely on:
 ``status.json``  epoch / epochs while training, then the prediction stage (progress table)
 ``nnunet.log``   what nnU-Net printed
 ``model.pt``     the final weights as plain tensors + configuration and mirror axes
+``model.pt.sha256``   its SHA-256, checked whenever it is loaded (iphbench.training.checkpoint)
 ``plans.json``, ``dataset.json``   what the network was built and trained with
 ``test/<subject>.nii.gz``   the fold's test subjects, predicted, in each scan's own grid
 ``done.json``    written last: settings, nnunetv2 version, seconds per stage
@@ -70,7 +71,7 @@ def run_nnunet_fold(config: StudyConfig, style: str, fold: int, run_dir: Path, d
     from iphbench.inference import resolve_device
     from iphbench.io import read_volume, write_mask_like
     from iphbench.nnunet._trainer import build_trainer, trained_weights, write_status
-    from iphbench.training.checkpoint import save_checkpoint
+    from iphbench.training.checkpoint import load_checkpoint, save_checkpoint, seal_checkpoint
     from iphbench.training.folds import fold_subjects, read_folds
 
     version = require_nnunet()
@@ -151,7 +152,8 @@ def run_nnunet_fold(config: StudyConfig, style: str, fold: int, run_dir: Path, d
                 write_mask_like(mask, image, run_dir / "test" / f"{subject}.nii.gz")
         seconds["predict"] = round(time.perf_counter() - t0, 2)
 
-    epochs_done = int(torch.load(model_path, map_location="cpu", weights_only=True).get("epochs", -1))
+    seal_checkpoint(model_path)  # final: model.pt.sha256 lists exactly its digest (checked by every load)
+    epochs_done = int(load_checkpoint(model_path).get("epochs", -1))
     done = {
         "style": style,
         "configuration": configuration,

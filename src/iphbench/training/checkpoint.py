@@ -6,24 +6,46 @@ Both hold only tensors and plain Python values, so they open with
 previous checkpoint. The paper keeps the model with the highest IoU (section 3.5); here the
 IoU is measured on the fold's validation subjects, never on training data.
 
+Every checkpoint written here (``best.pt``, ``last.pt``, an nnU-Net fold's ``model.pt``) gets
+its SHA-256 in ``<name>.sha256`` (``sha256sum`` format: ``sha256sum -c best.pt.sha256`` checks
+it), verified on every load: a bit flipped on disk loads silently otherwise (torch checks no
+checksum). Anything wrong with a checkpoint (damaged, truncated, not written by iphbench,
+weights that do not fit its architecture) raises one :class:`CheckpointError` naming the file
+and what to do.
+
 Example:
     >>> model = load_model("study/runs/unet/2DCor/fold0", device="cpu")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-import pickle
+import hashlib
+import logging
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from iphbench._files import atomic_path
+from iphbench._files import atomic_path, atomic_write_text
 from iphbench.config import MODEL_NAMES, ModelConfig
+
+log = logging.getLogger(__name__)
 
 BEST_NAME = "best.pt"
 LAST_NAME = "last.pt"
+DIGEST_SUFFIX = ".sha256"  # best.pt -> best.pt.sha256
+_REMEDY = "delete its run folder and train the run again"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be used: damaged, not written by iphbench, or not fitting its model.
+
+    A RuntimeError (not a ValueError): the CLI verbs exit 1 for it, an unusable study, never 2
+    (bad arguments).
+    """
 
 
 def model_kwargs(model_cfg: ModelConfig, name: str) -> dict[str, Any]:
@@ -67,10 +89,130 @@ def build_model(
     return create_model(name, in_channels=in_channels, classes=classes, width=width, **extra)
 
 
-def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> None:
-    """``torch.save`` to ``path`` atomically."""
+def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> str:
+    """``torch.save`` to ``path`` atomically, with its SHA-256 in ``<path>.sha256``; returns the digest.
+
+    The digest file and the checkpoint cannot be replaced in one step, so the new digest is
+    listed next to the old one before the checkpoint is renamed into place, and alone after:
+    a run killed at any moment leaves a checkpoint whose digest is listed (never a finished
+    looking run with a wrong digest). :func:`seal_checkpoint` drops a stale entry.
+    """
+    path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+        digest = file_sha256(tmp)
+        _write_digests(path, [*_digests_now(path), digest])
+    _write_digests(path, [digest])
+    return digest
+
+
+def digest_path(path: str | Path) -> Path:
+    """Where the SHA-256 of checkpoint ``path`` is kept: ``<path>.sha256``."""
+    path = Path(path)
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes, as 64 hex digits."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_digests(path: str | Path) -> list[str] | None:
+    """The SHA-256 digests listed for checkpoint ``path``; None when it has no digest file.
+
+    Raises:
+        CheckpointError: the digest file is not a ``sha256sum`` list for this checkpoint.
+    """
+    path = Path(path)
+    side = digest_path(path)
+    try:
+        text = side.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except UnicodeDecodeError:
+        text = "\0"
+    digests = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and _SHA256.fullmatch(parts[0]) and parts[1].lstrip("*") == path.name:
+            digests.append(parts[0])
+        elif line.strip():
+            digests = []
+            break
+    if not digests:
+        raise CheckpointError(
+            f"{side} does not hold the SHA-256 of {path.name} ('<64 hex digits>  {path.name}'), so checkpoint "
+            f"{path} cannot be verified; {_REMEDY}"
+        )
+    return digests
+
+
+def _write_digests(path: Path, digests: list[str]) -> None:
+    atomic_write_text(digest_path(path), "".join(f"{d}  {path.name}\n" for d in dict.fromkeys(digests)))
+
+
+def _digests_now(path: Path) -> list[str]:
+    """Digests the checkpoint now at ``path`` may have: listed ones, or its own when none are listed."""
+    if not path.exists():
+        return []
+    try:
+        listed = read_digests(path)
+    except CheckpointError:
+        listed = None
+    return listed if listed is not None else [file_sha256(path)]
+
+
+def verify_checkpoint(path: str | Path) -> str | None:
+    """Compare checkpoint ``path`` with its SHA-256; returns the digest, or None when none is stored.
+
+    A checkpoint without a digest file (written by iphbench 0.1.0 before the digests, or
+    its ``.sha256`` deleted) is loaded with a warning: the study version check already refuses
+    studies of other iphbench versions, and refusing would strand studies that trained well.
+
+    Raises:
+        CheckpointError: the file's digest is not the one stored (a flipped bit, a truncated or
+            replaced file), naming both digests.
+    """
+    path = Path(path)
+    expected = read_digests(path)
+    if expected is None:
+        log.warning("%s has no %s: loading it without checking its SHA-256", path, digest_path(path).name)
+        return None
+    return _check_digest(path, expected)
+
+
+def _check_digest(path: Path, expected: list[str]) -> str:
+    found = file_sha256(path)
+    if found not in expected:
+        raise CheckpointError(
+            f"checkpoint {path} is damaged: its SHA-256 is {found} but {digest_path(path).name} records "
+            f"{' or '.join(expected)} (a changed bit, a cut or a replaced file); {_REMEDY}"
+        )
+    return found
+
+
+def seal_checkpoint(path: str | Path) -> str:
+    """Verify a final checkpoint and leave its digest file listing exactly its digest.
+
+    Called before a run is marked finished (``done.json``): a run killed between writing a
+    checkpoint and its digest file may have left two digests listed, or (a run begun by an
+    iphbench without digests) none.
+
+    Raises:
+        CheckpointError: the checkpoint is missing or does not match its listed digests.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} was never written; {_REMEDY}")
+    expected = read_digests(path)
+    digest = file_sha256(path) if expected is None else _check_digest(path, expected)
+    if expected != [digest]:
+        _write_digests(path, [digest])
+    return digest
 
 
 def to_cpu(obj: Any) -> Any:
@@ -131,21 +273,64 @@ class CheckpointWriter:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load a checkpoint on the CPU with ``weights_only=True`` (no pickled code is ever run)."""
+    """Load a checkpoint on the CPU with ``weights_only=True`` (no pickled code is ever run),
+    after checking its SHA-256 (:func:`verify_checkpoint`).
+
+    Raises:
+        FileNotFoundError: there is no such file.
+        CheckpointError: a wrong digest, or bytes that are not a checkpoint of plain tensors.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} does not exist; train the run first ('iphbench train')")
+    verify_checkpoint(path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as exc:  # foreign objects, truncation
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(
+    except OSError:
+        raise
+    except Exception as exc:  # foreign objects, truncation, any bytes torch cannot parse
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0].split(". ")[0]  # torch's cause
+        raise CheckpointError(
             f"checkpoint {path} cannot be loaded as plain tensors ({reason}); it is damaged or was not written "
-            "by iphbench: delete its run folder and train the run again"
+            f"by iphbench: {_REMEDY}"
         ) from None
     if not isinstance(payload, dict):
-        raise ValueError(f"checkpoint {path} does not hold a dict; it was not written by iphbench")
+        raise CheckpointError(
+            f"checkpoint {path} does not hold a dict; it was not written by iphbench: {_REMEDY}"
+        )
     return payload
+
+
+def load_weights(model: nn.Module, state: Any, path: str | Path, what: str) -> None:
+    """Load ``state`` into ``model``, or raise CheckpointError naming the file and the first misfits.
+
+    torch's own error lists every mismatching tensor over dozens of lines without the file;
+    this one says, in one line, how many tensors do not fit and shows the first three.
+
+    Args:
+        model: the model built from the checkpoint's description.
+        state: the checkpoint's state dict.
+        path: the checkpoint (for the message).
+        what: the model in words, e.g. ``"unet of width 4"``.
+    """
+    own = model.state_dict()
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path} holds no state dict of tensors under 'model'; {_REMEDY}")
+    shapes = [f"{k} {tuple(state[k].shape)} in the file, {tuple(v.shape)} expected"
+              for k, v in own.items() if k in state and state[k].shape != v.shape]  # fmt: skip
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    problems = [
+        f"{len(items)} {label} ({'; '.join(items[:3])}{'; ...' if len(items) > 3 else ''})"
+        for label, items in (("tensor(s) of another shape", shapes), ("missing", missing),
+                             ("unexpected", unexpected)) if items
+    ]  # fmt: skip
+    if problems:
+        raise CheckpointError(
+            f"checkpoint {path}: its weights do not fit a {what}: {', '.join(problems)}; it is damaged or was "
+            f"not written by iphbench: {_REMEDY}"
+        )
+    model.load_state_dict(state)
 
 
 def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -194,28 +379,46 @@ def load_model(run_dir_or_ckpt: str | Path, device: str | torch.device = "cpu") 
     payload = load_checkpoint(path)
     missing = [k for k in ("model", "arch", "width") if k not in payload]
     if missing:
-        raise ValueError(f"checkpoint {path} lacks {missing}; it is not a best.pt written by iphbench")
-    model = build_model(
-        str(payload["arch"]),
-        int(payload["width"]),
-        dict(payload.get("model_kwargs", {})),
-        in_channels=int(payload.get("in_channels", 1)),
-        classes=int(payload.get("classes", 1)),
-    )
-    model.load_state_dict(payload["model"])
+        raise CheckpointError(
+            f"checkpoint {path} lacks {missing}; it is not a best.pt written by iphbench: {_REMEDY}"
+        )
+    arch, width = payload["arch"], payload["width"]
+    try:
+        model = build_model(
+            str(arch),
+            int(width),
+            dict(payload.get("model_kwargs", {})),
+            in_channels=int(payload.get("in_channels", 1)),
+            classes=int(payload.get("classes", 1)),
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # an unknown architecture, bad settings
+        reason = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise CheckpointError(
+            f"checkpoint {path} describes a model that cannot be built ({arch!r}, width {width!r}: {reason}); "
+            f"{_REMEDY}"
+        ) from None
+    load_weights(model, payload["model"], path, f"{arch} of width {width}")
     return model.to(device).eval()
 
 
 __all__ = [
     "BEST_NAME",
+    "DIGEST_SUFFIX",
     "LAST_NAME",
+    "CheckpointError",
     "CheckpointWriter",
     "best_payload",
     "build_model",
     "cpu_state_dict",
+    "digest_path",
+    "file_sha256",
     "load_checkpoint",
     "load_model",
+    "load_weights",
     "model_kwargs",
+    "read_digests",
     "save_checkpoint",
+    "seal_checkpoint",
     "to_cpu",
+    "verify_checkpoint",
 ]

@@ -1,10 +1,12 @@
 """The study grid: styles × views × folds, each a resumable run (paper section 3.4-3.5).
 
-``run_study`` opens the study folder (``config.yaml``, ``study.json``), prepares the patch
-store under ``prep/``, writes ``folds.csv``, then trains every (model, view, fold) run that
-is not finished: a run with ``done.json`` is skipped, a run with ``last.pt`` resumes. Runs go
-to an executor (``local`` or ``ray``, see :mod:`iphbench.training.executors`); one failing
-run is recorded with its error and the others go on.
+``run_study`` first checks everything it can without writing a byte (:func:`check_inputs`: the
+study folder's config and version, the preprocessing settings, the cohort manifest, the grid
+filters), then prepares the patch store under ``prep/``, stamps the study folder
+(``config.yaml``, ``study.json``) and writes ``folds.csv``, then trains every (model, view,
+fold) run that is not finished: a run with ``done.json`` is skipped, a run with ``last.pt``
+resumes. Runs go to an executor (``local`` or ``ray``, see :mod:`iphbench.training.executors`);
+one failing run is recorded with its error and the others go on.
 
 Example:
     >>> from iphbench.config import StudyConfig
@@ -87,11 +89,26 @@ class GridResult:
 
 def study_hash(config: StudyConfig) -> str:
     """Hash of everything in the config that changes what is trained: all but the output folder,
-    ``config.EXECUTION_SETTINGS`` (device, checkpoint and compile settings) and the ``eval`` section
-    (evaluation settings are keyed by ``eval/key.json`` instead, so changing a threshold or the d_H95
-    policy re-evaluates the study without refusing it)."""
+    the cohort's path, ``config.EXECUTION_SETTINGS`` (device, checkpoint and compile settings) and
+    the ``eval`` section (evaluation settings are keyed by ``eval/key.json`` instead, so changing a
+    threshold or the d_H95 policy re-evaluates the study without refusing it).
+
+    The cohort's path is where the data lies, not what it is: a cohort moved to another disk must
+    not make a trained study unusable, and the same path can hold other subjects. What the study
+    was trained on is guarded by its subjects instead (:func:`check_inputs` compares the manifest
+    with ``folds.csv``) and by the patch store, which prepares again any scan whose path, size or
+    modification time changed.
+    """
+    return config_hash(_hashed_settings(config, with_cohort=False))
+
+
+def _hashed_settings(config: StudyConfig, with_cohort: bool) -> dict[str, Any]:
+    """The settings :func:`study_hash` covers; ``with_cohort``: as iphbench hashed them before
+    issue 20 (``study.json`` files written then are still accepted, see :func:`check_study`)."""
     data = config.to_dict()
     data.pop("out", None)
+    if not with_cohort:
+        data.pop("cohort", None)
     data.pop("eval", None)
     data["train"]["iphbench"].pop("min_component_ml", None)  # post-processing: part of the evaluation key
     for key in EXECUTION_SETTINGS:  # where and how fast runs train does not change what they train
@@ -101,7 +118,7 @@ def study_hash(config: StudyConfig) -> str:
             data["nnunet"].pop(key, None)
     else:  # a study without nnU-Net styles keeps the hash it had before the nnunet block existed
         data.pop("nnunet", None)
-    return config_hash(data)
+    return data
 
 
 def check_study(out: Path, config: StudyConfig) -> bool:
@@ -118,13 +135,8 @@ def check_study(out: Path, config: StudyConfig) -> bool:
     if not marker.exists():
         return False
     digest = study_hash(config)
-    try:
-        stored = json.loads(marker.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise StudyError(
-            f"{marker} is not valid JSON ({exc}); delete it only if {out} holds no results"
-        ) from None
-    if stored.get("config_hash") != digest:
+    stored = _read_marker(marker, out)
+    if stored.get("config_hash") not in (digest, config_hash(_hashed_settings(config, with_cohort=True))):
         raise StudyError(
             f"study folder {out} was made with a different config (hash {stored.get('config_hash')}, "
             f"this config {digest}); compare with {Path(out) / 'config.yaml'}, then either restore that config "
@@ -139,23 +151,92 @@ def check_study(out: Path, config: StudyConfig) -> bool:
     return True
 
 
+def _read_marker(marker: Path, out: Path) -> dict[str, Any]:
+    try:
+        stored = json.loads(marker.read_text(encoding="utf-8"))
+    except ValueError as exc:
+        raise StudyError(
+            f"{marker} is not valid JSON ({exc}); delete it only if {out} holds no results"
+        ) from None
+    if not isinstance(stored, dict):
+        raise StudyError(f"{marker} does not hold a mapping; delete it only if {out} holds no results")
+    return stored
+
+
 def open_study(config: StudyConfig) -> Path:
     """Create or reopen the study folder; refuse one made with a different config.
 
-    Writes ``config.yaml`` (resolved) and ``study.json`` (iphbench version and config hash).
+    Writes ``config.yaml`` (resolved) and ``study.json`` (iphbench version and config hash; a
+    ``study.json`` of the hash before issue 20, which covered the cohort's path, is rewritten).
     """
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
-    if not check_study(out, config):
-        atomic_write_json(
-            out / "study.json", {"iphbench": iphbench.__version__, "config_hash": study_hash(config)}
-        )
+    digest = study_hash(config)
+    if not check_study(out, config) or _read_marker(out / "study.json", out).get("config_hash") != digest:
+        atomic_write_json(out / "study.json", {"iphbench": iphbench.__version__, "config_hash": digest})
     config.save(out / "config.yaml")
     return out
 
 
+def check_inputs(
+    config: StudyConfig, styles: Sequence[str] | None = None, views: Sequence[str] | None = None
+) -> None:
+    """Everything :func:`run_study` can check before it writes a byte; raises, writes nothing.
+
+    The study folder (made with another config or iphbench version), the preprocessing
+    settings, the cohort manifest (exists, reads, has rows and the required columns: the rules
+    of ``prepare``), its subjects against the ``folds.csv`` of a study already split, and the
+    ``styles``/``views`` filters. The study folder used to be stamped first, so a missing cohort
+    left a ``study.json`` that then refused the corrected config (issue 20).
+
+    Raises:
+        StudyError: another config or version, other subjects, a filter not in the study.
+        ConfigError: preprocessing settings that cannot work.
+        ValueError: the cohort manifest is missing, unreadable or empty (``CohortError``).
+    """
+    from iphbench.preprocessing.pipeline import check_prep_config
+    from iphbench.preprocessing.store import load_manifest  # the manifest rules of prepare_store
+
+    out = Path(config.out)
+    check_study(out, config)
+    check_prep_config(config.prep)
+    manifest = load_manifest(config.cohort)
+    _check_same_subjects(out, config.cohort, manifest["subject"].astype(str).tolist())
+    _chosen_cells(config, styles, views, None, None)
+
+
+def _check_same_subjects(out: Path, cohort: str, subjects: list[str]) -> None:
+    """Refuse a cohort whose subjects are not those ``folds.csv`` split (the study's own)."""
+    path = out / "folds.csv"
+    if not path.is_file():
+        return
+    split = set(read_folds(path)["subject"].astype(str))
+    new, gone = sorted(set(subjects) - split), sorted(split - set(subjects))
+    if new or gone:
+        raise StudyError(
+            f"the cohort {cohort} does not list the subjects that study {out} was split over ({path}): "
+            f"{_some(new)} not in the study, {_some(gone)} of the study missing from the cohort. Point 'cohort' "
+            "at the study's cohort, or choose a new 'out' folder to run a study of this one"
+        )
+
+
+def _some(items: list[str]) -> str:
+    if not items:
+        return "none"
+    shown = ", ".join(items[:5]) + (", ..." if len(items) > 5 else "")
+    return f"{len(items)} ({shown})"
+
+
 def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.DataFrame]:
-    """Prepare (or reopen) the patch store under ``<out>/prep`` and make or read ``folds.csv``."""
+    """Prepare (or reopen) the patch store under ``<out>/prep``, stamp the study folder
+    (:func:`open_study`) and make or read ``folds.csv``.
+
+    The stamp waits until the subjects are prepared and split: a cohort that cannot be prepared,
+    or folds that cannot be made (too few subjects for ``folds.k``), leave no ``study.json``, so
+    the corrected config is not refused as "a different config" (the patch store guards its
+    own settings with ``prep/store.json``). ``folds.csv`` is written after the stamp, so a
+    ``folds.csv`` always belongs to the config in ``study.json``.
+    """
     from iphbench.preprocessing.store import PatchStore, prepare_store
 
     out = Path(config.out)
@@ -172,10 +253,12 @@ def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.
     folds_path = out / "folds.csv"
     if folds_path.exists():
         folds = read_folds(folds_path)
+        open_study(config)
     else:
         subjects = store.subjects_table
         lesion_free = subjects.loc[subjects["n_lesion_patches"] <= 0, "subject"].astype(str)
         folds = make_folds(subjects[["subject", "site"]], config.folds, lesion_free=lesion_free)
+        open_study(config)
         write_folds(folds, folds_path)
     return store, folds
 
@@ -199,32 +282,41 @@ def plan_runs(
     ``styles`` may name a style (``unet+iphbench``) or an architecture (``unet``: its
     paper-recipe style); the study's styles are :func:`grid_styles`.
     """
+    cells = _chosen_cells(config, styles, views, folds, n_fold)
+    return [RunSpec(m, v, k) for m, v in cells for k in (folds if folds is not None else range(n_fold))]
+
+
+def _chosen_cells(
+    config: StudyConfig,
+    styles: Sequence[str] | None,
+    views: Sequence[str] | None,
+    folds: Sequence[int] | None,
+    n_fold: int | None,
+) -> list[tuple[str, str]]:
+    """The (style, view) cells of the grid the filters keep; refuses a filter value not in the
+    study (``folds`` once ``n_fold`` is known) and nnU-Net styles without nnU-Net installed."""
     all_styles = grid_styles(config)
     own_views = {s: _run_views(s, config.views) for s in all_styles}  # nnU-Net: its one 3D/2D "view"
-    for name, chosen, allowed in (
+    checks: list[tuple[str, Sequence[Any] | None, list[Any]]] = [
         ("style", styles, all_styles),
         ("view", views, list(dict.fromkeys(v for vs in own_views.values() for v in vs))),
-        ("fold", folds, list(range(n_fold))),
-    ):
+    ]
+    if n_fold is not None:
+        checks.append(("fold", folds, list(range(n_fold))))
+    for name, chosen, allowed in checks:
         bad = [c for c in (chosen or []) if c not in allowed]
         if bad:
             raise StudyError(f"{name}(s) {bad} are not in this study; it has {list(allowed)}")
     chosen_styles = [s for s in all_styles if s in styles] if styles else all_styles
-    runs = [
-        RunSpec(m, v, k)
-        for m in chosen_styles
-        for v in own_views[m]
-        if not views or v in views
-        for k in (folds if folds is not None else range(n_fold))
-    ]
-    if any(parse_style(r.style).is_nnunet for r in runs):
+    cells = [(m, v) for m in chosen_styles for v in own_views[m] if not views or v in views]
+    if any(parse_style(m).is_nnunet for m, _ in cells):
         from iphbench.nnunet import NnunetUnavailableError, require_nnunet
 
         try:
             require_nnunet()
         except NnunetUnavailableError as exc:
             raise StudyError(str(exc)) from None
-    return runs
+    return cells
 
 
 def _prepare_nnunet(
@@ -295,8 +387,9 @@ def run_study(
         raise StudyError(f"unknown executor {executor!r}; choose one of {list(EXECUTORS)}")
     if runs_per_device < 1:
         raise StudyError(f"runs_per_device must be at least 1, got {runs_per_device}")
-    out = open_study(config)
-    store, folds_df = prepare_study(config, progress=progress)
+    check_inputs(config, styles, views)  # nothing is written before this passes
+    store, folds_df = prepare_study(config, progress=progress)  # stamps the study folder
+    out = Path(config.out)
     grid = plan_runs(config, n_folds(folds_df), styles, views, folds)
     skipped = [r for r in grid if (r.run_dir(out) / "done.json").exists()]
     todo = [r for r in grid if r not in skipped]
@@ -334,6 +427,7 @@ __all__ = [
     "GridResult",
     "RunSpec",
     "StudyError",
+    "check_inputs",
     "check_study",
     "grid_styles",
     "open_study",

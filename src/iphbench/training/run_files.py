@@ -3,7 +3,8 @@
 ``runs/<style>/<view>/fold<k>/``: ``config.json`` (the run's resolved settings and their
 hash; a folder trained with other settings is refused), ``history.csv`` (one row per epoch),
 ``status.json`` (read by the progress table), ``last.pt`` (everything a resumed run needs),
-``best.pt`` and ``done.json`` (the :class:`RunResult`, written last).
+``best.pt``, their SHA-256 in ``last.pt.sha256`` and ``best.pt.sha256`` (checked on every load,
+:mod:`iphbench.training.checkpoint`) and ``done.json`` (the :class:`RunResult`, written last).
 """
 
 from __future__ import annotations

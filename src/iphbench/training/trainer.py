@@ -331,6 +331,13 @@ def _finish(
         slices=progress.slices,
         compile=engine.compile_state,
     )
+    best = run.run_dir / ckpt.BEST_NAME
+    if not best.is_file():  # no validation score was ever a number: never mark such a run finished
+        raise RuntimeError(
+            f"run {run.run_dir} trained {len(progress.history)} epoch(s) but no validation score beat the start "
+            f"(see its history.csv), so it has no {ckpt.BEST_NAME}; delete the folder and train it again"
+        )
+    ckpt.seal_checkpoint(best)  # best.pt is final: its .sha256 now lists exactly its digest
     write_status(run.run_dir, "done", progress, run.recipe.epochs)
     atomic_write_json(run.run_dir / "done.json", asdict(result))
     return result
