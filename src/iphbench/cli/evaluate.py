@@ -23,6 +23,7 @@ def evaluate_cmd(
 
     from iphbench.evaluation.evaluate import EvaluationError, evaluate_study
     from iphbench.evaluation.summary import learning_panel, study_learning_check, summary_table
+    from iphbench.training.checkpoint import CheckpointError
 
     try:
         with Progress(
@@ -35,10 +36,13 @@ def evaluate_cmd(
                 bar.update(task, completed=done, total=total, description=subject)
 
             out = evaluate_study(study, device=device, progress=step)
-    except (EvaluationError, OSError, ValueError) as exc:  # ValueError: a damaged checkpoint or table
+    except (EvaluationError, CheckpointError, OSError, ValueError) as exc:  # ValueError: a damaged table
         raise fail(str(exc)) from None
-    console.print(summary_table(out))
-    check = study_learning_check(study)
+    try:  # read back through the same checks as every reader of metrics.csv (evaluation/completeness.py)
+        table, check = summary_table(out), study_learning_check(study)
+    except (OSError, ValueError) as exc:  # ValueError: ResultsTableError, a cut or incomplete table
+        raise fail(str(exc)) from None
+    console.print(table)
     console.print(learning_panel(check))
     for note in check.notes:
         console.print(f"[yellow]note:[/] {escape(note)}")

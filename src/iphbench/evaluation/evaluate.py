@@ -12,7 +12,9 @@ role ``test``). Two protocols, labelled in every row (DESIGN.md, "Beyond the pap
 Metrics are computed in each scan's own voxel grid (padding and any resampling undone) with
 its spacing in mm, against the reference mask file itself. One CSV per subject is written
 atomically under ``<study>/eval/`` so an interrupted evaluation resumes where it stopped;
-``metrics.csv`` is assembled from them at the end.
+``metrics.csv`` is assembled from them at the end. A cache file is trusted only when it is whole
+and holds exactly its subject's rows (:mod:`iphbench.evaluation.completeness`): one cut short by a
+copy or a sync tool is scored again, with a warning naming it.
 """
 
 from __future__ import annotations
@@ -28,6 +30,16 @@ import pandas as pd
 
 from iphbench._files import atomic_path, atomic_write_json
 from iphbench.config import StudyConfig, config_hash, plain
+from iphbench.evaluation.completeness import (
+    Key,
+    ResultsTableError,
+    check_complete,
+    has_lesion_patch,
+    orientations_for,
+    read_results_table,
+    scored_protocols,
+    subject_rows,
+)
 from iphbench.evaluation.postprocess import PostprocessTable, postprocess_volumes, remove_small_components
 from iphbench.evaluation.scoring import SCORE_COLUMNS
 from iphbench.styles import parse_style
@@ -47,14 +59,6 @@ class EvaluationError(RuntimeError):
 def run_dir(study_dir: Path, style: str, view: str, fold: int) -> Path:
     """Folder of one training run (docs/formats.md)."""
     return Path(study_dir) / "runs" / style / view / f"fold{fold}"
-
-
-def orientations_for(views: list[str]) -> list[str]:
-    """The single views trained, plus 2.5D when all three are there."""
-    out = [v for v in VIEWS if v in views]
-    if all(v in views for v in VIEWS):
-        out.append(FUSED)
-    return out
 
 
 def _eval_key(study_dir: Path, cfg: StudyConfig) -> str:
@@ -102,7 +106,7 @@ def evaluate_study(
 
     from iphbench.inference import predict_subject_views, resolve_device
     from iphbench.preprocessing.store import PatchStore
-    from iphbench.training.checkpoint import load_model
+    from iphbench.training.checkpoint import load_model, verify_checkpoint
 
     study_dir = Path(study_dir)
     cfg = _load_config(study_dir)
@@ -122,7 +126,15 @@ def evaluate_study(
     eval_dir = study_dir / "eval"
     key = _eval_key(study_dir, cfg)
     key_file = eval_dir / "key.json"
-    if key_file.exists() and json.loads(key_file.read_text()).get("key") != key:
+    if damaged := _damaged_json(eval_dir):
+        log.warning("%s; the evaluation cache cannot be trusted: every subject is evaluated again", damaged)
+        shutil.rmtree(eval_dir)
+    elif key_file.exists() and json.loads(key_file.read_text(encoding="utf-8")).get("key") != key:
+        # a damaged checkpoint changes the key too: refuse it before the cached results are discarded
+        for style in styles:
+            for view in views:
+                for fold in sorted(test["fold"].unique()):
+                    verify_checkpoint(run_dir(study_dir, style, view, int(fold)) / "best.pt")
         log.info("checkpoints or evaluation settings changed since the last evaluation: starting it again")
         shutil.rmtree(eval_dir)
     eval_dir.mkdir(parents=True, exist_ok=True)
@@ -131,10 +143,18 @@ def evaluate_study(
     dev = resolve_device(device)
     postprocess = PostprocessTable(eval_dir / "postprocess.json")
     subjects_table = store.subjects_table.set_index("subject")
+    try:  # the rows each test subject's cache must hold
+        expected: dict[str, list[Key]] = {
+            s: [(s, *row) for row in subject_rows(cfg, has_lesion_patch(store, s))] for s in test["subject"]
+        }
+    except KeyError as exc:  # a test subject missing from the patch store: the message says what to do
+        raise EvaluationError(str(exc.args[0])) from None
     total, done = len(test), 0
     for fold in sorted(test["fold"].unique()):
         fold_subjects = [
-            s for s in test.loc[test["fold"] == fold, "subject"] if not (eval_dir / f"{s}.csv").exists()
+            s
+            for s in test.loc[test["fold"] == fold, "subject"]
+            if not _trusted_cache(eval_dir, s, expected[s])
         ]
         done += int((test["fold"] == fold).sum()) - len(fold_subjects)
         if not fold_subjects:
@@ -158,12 +178,60 @@ def evaluate_study(
             if progress is not None:
                 progress(subject, done, total)
 
-    parts = [pd.read_csv(eval_dir / f"{s}.csv", dtype={"subject": str, "site": str}) for s in test["subject"]]
+    hint = f"please report this (delete {eval_dir} to evaluate again)"
+    try:  # each file was checked or has just been written: a failure here is a bug, not a damaged file
+        parts = [_read_cache(eval_dir / f"{s}.csv", expected[s], hint) for s in test["subject"]]
+    except ResultsTableError as exc:
+        raise EvaluationError(str(exc)) from None
     metrics = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=METRIC_COLUMNS)
     out = study_dir / "metrics.csv"
     with atomic_path(out, suffix=".csv") as tmp:
         metrics.to_csv(tmp, index=False)
     return out
+
+
+def _read_cache(path: Path, expected: list[Key], hint: str) -> pd.DataFrame:
+    """One subject's cached rows, refused unless the file is whole and holds exactly ``expected``."""
+    df = read_results_table(path, hint, METRIC_COLUMNS, columns=METRIC_COLUMNS)
+    check_complete(df, path, expected, hint)
+    return df
+
+
+def _trusted_cache(eval_dir: Path, subject: str, expected: list[Key]) -> bool:
+    """Whether ``eval/<subject>.csv`` can be used as it is; a damaged one is deleted so the subject is scored again.
+
+    A cache cut by a copy or a sync tool would otherwise end up in metrics.csv as a subject with
+    fewer rows, or with a half row, and the statistics would run on it.
+    """
+    path = eval_dir / f"{subject}.csv"
+    if not path.exists():
+        return False
+    try:
+        _read_cache(path, expected, f"it is not trusted: {subject} is scored again")
+    except ResultsTableError as exc:
+        log.warning("%s", exc)
+        path.unlink()
+        return False
+    return True
+
+
+def _damaged_json(eval_dir: Path) -> str:
+    """The problem with ``eval/key.json`` or ``eval/postprocess.json`` when one exists but does not parse, else "".
+
+    Without a readable key the caches cannot be matched with the checkpoints; without the chosen
+    post-processing volumes the cached scores cannot be tied to the ones applied.
+    """
+    for name in ("key.json", "postprocess.json"):
+        path = eval_dir / name
+        if not path.exists():
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            return f"{path} cannot be read ({exc})"
+        if not isinstance(data, dict):
+            return f"{path} holds {type(data).__name__}, not an object"
+    return ""
 
 
 def _evaluate_subject(
@@ -196,7 +264,7 @@ def _evaluate_subject(
         "paper": _region_of(lesion_origins, padded, size),
         "full": np.asarray(prepared.brain, dtype=bool),
     }
-    protocols = [p for p in cfg.eval.protocols if not (p == "paper" and len(lesion_origins) == 0)]
+    protocols = scored_protocols(cfg.eval.protocols, len(lesion_origins) > 0)
     orientations = orientations_for(list(models[next(iter(models))])) if models else []
     voxel_ml = float(np.prod(prepared.meta.spacing)) / 1000.0
     rows: list[list[object]] = []

@@ -11,6 +11,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from iphbench.evaluation.completeness import read_metrics
 from iphbench.evaluation.learning import LearningCheck, check_learning, load_thresholds
 
 
@@ -29,8 +30,12 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary_table(metrics_csv: str | Path) -> Table:
-    """Rich table of :func:`summarise`; each row names its protocol."""
-    m = pd.read_csv(metrics_csv)
+    """Rich table of :func:`summarise`; each row names its protocol.
+
+    Raises:
+        ResultsTableError: metrics.csv is cut short or lacks rows (:func:`read_metrics`).
+    """
+    m = read_metrics(metrics_csv)
     s = summarise(m)
     table = Table(title=f"{Path(metrics_csv)}: mean per protocol, orientation and style")
     for col in ("protocol", "orientation", "style", "n", "Dice", "IoU", "d_H95 mm", "missed", "false alarm"):
@@ -57,7 +62,11 @@ def learning_panel(check: LearningCheck) -> RenderableType:
 
 
 def study_learning_check(study_dir: str | Path) -> LearningCheck:
-    """:func:`check_learning` of a study folder: its metrics.csv, runs' history.csv and config thresholds."""
+    """:func:`check_learning` of a study folder: its metrics.csv, runs' history.csv and config thresholds.
+
+    Raises:
+        ResultsTableError: metrics.csv is cut short or lacks rows (:func:`read_metrics`).
+    """
     study = Path(study_dir)
-    metrics = pd.read_csv(study / "metrics.csv", dtype={"subject": str, "site": str})
+    metrics = read_metrics(study / "metrics.csv")
     return check_learning(metrics, study, load_thresholds(study))

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from iphbench.config import HD95_POLICIES
+from iphbench.evaluation.completeness import ResultsTableError, read_metrics
 from iphbench.stats.formatting import text_labels
 from iphbench.styles import ARCH_LABELS, NNUNET_ORIENTATIONS, ordered_style_names, style_label
 from iphbench.views import FUSED, ORIENTATIONS
@@ -96,7 +97,12 @@ def ordered_protocols(protocols: object) -> list[str]:
 
 
 def load_metrics(path: str | Path) -> pd.DataFrame:
-    """Read ``metrics.csv`` (or the study folder holding it) and check its columns.
+    """Read ``metrics.csv`` (or the study folder holding it), refusing a cut or incomplete table.
+
+    The file goes through :func:`iphbench.evaluation.completeness.read_metrics`: it must end with a
+    line end, every row must be whole, and, inside a study folder, it must hold one row per test
+    subject × style × orientation × protocol. A truncated table would otherwise give statistics on
+    the subjects that happened to survive the cut, without a word.
 
     Args:
         path: the CSV file, or a study folder containing ``metrics.csv``.
@@ -105,7 +111,8 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
         The table with ``site``, ``sex``, ``style``, ``orientation``, ``protocol`` and ``subject`` as strings.
 
     Raises:
-        MetricsTableError: the file is missing or lacks a required column (the message names both).
+        MetricsTableError: the file is missing, cut short, damaged, lacks a required column or rows of its
+            study (the message names the file and what to do).
     """
     path = Path(path)
     if path.is_dir():
@@ -113,25 +120,13 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise MetricsTableError(f"{path} does not exist; run 'iphbench evaluate' on the study first")
     try:
-        df = pd.read_csv(path, dtype={"subject": str, "site": str, "sex": str})
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise MetricsTableError(
-            f"{path} is not a readable metrics table ({exc}); run 'iphbench evaluate' on the study again"
-        ) from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in df.columns]
-    if missing:
-        raise MetricsTableError(f"{path} lacks column(s) {missing}; it must hold {list(REQUIRED_COLUMNS)}")
+        df = read_metrics(path, REQUIRED_COLUMNS)
+    except ResultsTableError as exc:
+        raise MetricsTableError(str(exc)) from None
     if df.empty:
         raise MetricsTableError(f"{path} holds no rows; evaluation has not scored any subject")
     # labels as plain strings; never astype(str), which keeps NaN under pandas 3 (formatting.py)
     for col in ("subject", "site", "style", "orientation", "protocol"):
-        gaps = df.index[df[col].isna()].tolist()
-        if gaps:
-            rows = ", ".join(str(i + 2) for i in gaps[:5]) + (" ..." if len(gaps) > 5 else "")
-            raise MetricsTableError(
-                f"{path}: {len(gaps)} row(s) have no {col} (file lines {rows}); "
-                "every row needs subject, site, style, orientation and protocol. Run 'iphbench evaluate' again"
-            )
         df[col] = text_labels(df[col])
     df["sex"] = [s.strip().upper()[:1] for s in text_labels(df["sex"])]  # missing sex → "" (not M or F)
     df["age"] = pd.to_numeric(df["age"], errors="coerce")
