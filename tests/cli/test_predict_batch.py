@@ -81,7 +81,7 @@ def test_batch_over_a_manifest_with_one_broken_scan(
     table = pd.read_csv(out / "predictions.csv", dtype={"subject": str}, keep_default_na=False)
     assert list(table.columns) == [
         "subject", "input", "output", "summary", "volume_ml", "n_lesions", "seconds", "status", "error",
-        "style", "orientation",
+        "style", "orientation", "warnings",
     ]  # fmt: skip
     assert list(table["subject"]) == ["p01", "p02", "p03", "p04"]
     assert list(table["status"]) == ["ok", "failed", "ok", "ok"]

@@ -4,8 +4,13 @@ One scan: ``iphbench predict SCAN --study STUDY -o mask.nii.gz`` (``-o seg.dcm``
 for a DICOM series). Many: ``iphbench predict A B FOLDER [--manifest cohort.csv] --study STUDY
 --out-dir out`` writes one mask per subject and ``out/predictions.csv`` (docs/predict.md).
 
-Exit status: 0 when every scan succeeded, 1 when any failed (each named) or the study cannot be
-used, 2 for bad arguments (found before any scan is predicted).
+No output ever replaces an input, and an existing file that ``iphbench predict`` did not write is
+replaced only with ``--overwrite`` (``iphbench.inference.outputs``); both are checked before any
+model is loaded. Warnings about a scan and implausible predictions are printed in yellow and kept
+in ``predictions.csv``'s ``warnings`` column.
+
+Exit status: 0 when every scan succeeded (warnings or not), 1 when any failed (each named) or the
+study cannot be used, 2 for bad arguments (found before any scan is predicted).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ STYLE_HELP = (
     "2.5D Dice under the full protocol in the study's metrics.csv (paper if full was not scored), else fpn."
 )
 MASK_SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".mha", ".dcm")
+PROBABILITY_SUFFIXES = (".nii.gz", ".nii")  # the probability map is always NIfTI (float32)
 
 
 @app.command("predict")
@@ -60,6 +66,12 @@ def predict_cmd(
     probability: Path | None = typer.Option(
         None, help="One scan: also write the probability map here (NIfTI, float32)."
     ),
+    overwrite: bool = typer.Option(
+        False,
+        "--overwrite",
+        help="Replace existing files that iphbench predict did not write (its own outputs are replaced "
+        "anyway). An input is never replaced.",
+    ),
 ) -> None:
     """Segment scans with a trained study; print the hemorrhage volume in mL.
 
@@ -77,16 +89,19 @@ def predict_cmd(
     if not (study / "config.yaml").exists():
         raise fail(f"{study} is not a study folder (config.yaml is missing)")
     if output is not None:
-        _check_single(scans, manifest, output, fmt)
+        _check_single(scans, manifest, output, fmt, probability)
+        _check_single_outputs(scans[0], output, probability, summary_png, overwrite)
         _predict_single(scans[0], study, output, style, views, device, probability, summary_png)
     else:
         if probability is not None:
             raise fail("--probability works with -o (one scan); with --out-dir it is not written", code=2)
         assert out_dir is not None
-        _predict_batch(scans, manifest, study, out_dir, fmt, style, views, device, summary_png)
+        _predict_batch(scans, manifest, study, out_dir, fmt, style, views, device, summary_png, overwrite)
 
 
-def _check_single(scans: list[Path], manifest: Path | None, output: Path, fmt: str) -> None:
+def _check_single(
+    scans: list[Path], manifest: Path | None, output: Path, fmt: str, probability: Path | None
+) -> None:
     if manifest is not None or len(scans) != 1:
         raise fail(
             f"-o writes one mask, but {len(scans)} scan(s){' and a manifest' if manifest else ''} were given; "
@@ -99,6 +114,8 @@ def _check_single(scans: list[Path], manifest: Path | None, output: Path, fmt: s
             f"--output {output}: unsupported suffix; use .nii.gz, .nii, .nrrd or .mha (or .dcm for a DICOM SEG)",
             code=2,
         )
+    if probability is not None and not probability.name.lower().endswith(PROBABILITY_SUFFIXES):
+        raise fail(f"--probability {probability}: the probability map is NIfTI; use .nii.gz or .nii", code=2)
     is_seg = name.endswith(".dcm")
     if fmt != "auto" and (fmt == "seg") != is_seg:
         raise fail(f"--format {fmt} does not match --output {output}; the suffix decides with -o", code=2)
@@ -110,12 +127,42 @@ def _check_single(scans: list[Path], manifest: Path | None, output: Path, fmt: s
         )
 
 
+def _check_single_outputs(
+    scan: Path, output: Path, probability: Path | None, summary_png: bool, overwrite: bool
+) -> None:
+    """Refuse (exit 2, before any work) an output that is the scan, or a file we did not write."""
+    from iphbench.inference.batch import summary_path
+    from iphbench.inference.outputs import OutputRefused, check_outputs
+
+    planned = [("--output", output)]
+    if probability is not None:
+        planned.append(("--probability", probability))
+    if summary_png:
+        planned.append(("summary image", summary_path(output)))
+    try:
+        check_outputs(planned, [scan], overwrite)
+    except OutputRefused as exc:
+        raise fail(str(exc), code=2) from None
+
+
+def _warn(text: str, subject: str | None = None) -> None:
+    """One yellow line with a scan's warnings (what was logged reading it, implausible predictions)."""
+    from rich.markup import escape
+
+    if text:
+        who = f"{escape(subject)}: " if subject is not None else ""
+        console.print(f"[yellow]warning[/] {who}{escape(text)}", soft_wrap=True)
+
+
 def _load(study: Path, style: str | None, views: str, device: str) -> Any:
     """The study's chosen style, loaded once; bad style/views exit 2, an unusable study 1."""
+    from iphbench.config import ConfigError
     from iphbench.inference.scan import ScanPredictor
 
     try:
         return ScanPredictor(study, style=style, orientation=views, device=device)
+    except ConfigError as exc:  # the study's config.yaml does not load: the study, not an argument
+        raise fail(str(exc)) from None
     except ValueError as exc:  # an unknown orientation, a style without finished runs
         raise fail(str(exc), code=2) from None
     except (FileNotFoundError, RuntimeError, OSError) as exc:  # no finished run, damaged checkpoint
@@ -151,6 +198,7 @@ def _predict_single(
             probability=probability,
         )
     if row["status"] != "ok":
+        _warn(str(row["warnings"]))  # what was logged may explain the failure
         raise fail(str(row["error"]))
     wall = time.perf_counter() - t_start
     kind = "DICOM SEG" if output.name.lower().endswith(".dcm") else "mask"
@@ -159,6 +207,7 @@ def _predict_single(
         f"({predictor.style}, {predictor.orientation}, {predictor.n_models} model(s)); {kind} written to "
         f"[bold]{output}[/] in {wall:.1f} s"
     )
+    _warn(str(row["warnings"]))
     if summary_png:
         console.print(f"summary image: {summary_path(output)}")
     console.print(f"style {predictor.style}: {predictor.choice.reason}")
@@ -174,6 +223,7 @@ def _predict_batch(
     views: str,
     device: str,
     summary_png: bool,
+    overwrite: bool,
 ) -> None:
     from rich.markup import escape
     from rich.progress import (
@@ -185,11 +235,21 @@ def _predict_batch(
         TimeRemainingColumn,
     )
 
-    from iphbench.inference.batch import TABLE, BatchInputError, find_inputs, predict_many
+    from iphbench.inference.batch import (
+        TABLE,
+        BatchInputError,
+        check_batch_outputs,
+        find_inputs,
+        predict_many,
+    )
+    from iphbench.inference.outputs import OutputRefused
 
     try:
         items = find_inputs(scans, manifest, exclude=out_dir.resolve())
-    except BatchInputError as exc:
+        check_batch_outputs(
+            items, out_dir, fmt, summary_png, overwrite, also_read=[manifest] if manifest else []
+        )
+    except (BatchInputError, OutputRefused) as exc:
         raise fail(str(exc), code=2) from None
     t_start = time.perf_counter()
     predictor = _load(study, style, views, device)
@@ -215,15 +275,22 @@ def _predict_batch(
                 summary_png=summary_png,
                 on_scan=lambda item: bar.update(task, description=f"predicting {escape(item.subject)}"),
                 on_done=lambda row: bar.advance(task),
+                overwrite=overwrite,
             )
+        except OutputRefused as exc:  # a file appeared since the check above
+            raise fail(str(exc), code=2) from None
         except OSError as exc:  # predictions.csv cannot be written (disk full, read-only folder)
             raise fail(str(exc)) from None
     failed = table[table["status"] != "ok"]
+    warned = table[table["warnings"] != ""]
     wall = time.perf_counter() - t_start
+    with_warnings = f", {len(warned)} with warnings (column warnings)" if len(warned) else ""
     console.print(
         f"{len(table) - len(failed)} of {len(table)} scan(s) predicted in {wall:.1f} s "
-        f"({wall / max(len(table), 1):.1f} s per scan); table written to [bold]{out_dir / TABLE}[/]"
+        f"({wall / max(len(table), 1):.1f} s per scan){with_warnings}; table written to [bold]{out_dir / TABLE}[/]"
     )
+    for row in warned.itertuples(index=False):
+        _warn(str(row.warnings), str(row.subject))
     for row in failed.itertuples(index=False):
         console.print(f"[red]failed[/] {escape(str(row.subject))}: {escape(str(row.error))}", soft_wrap=True)
     if len(failed):

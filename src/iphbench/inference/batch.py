@@ -7,22 +7,38 @@ Inputs are scan files (NIfTI, NRRD, MHA), DICOM series folders, folders holding 
 own, and a failure (an unreadable scan, values that are not HU, a full disk) is recorded in that
 scan's row while the others go on. ``predictions.csv`` in the output folder is rewritten
 (atomically) after every scan, so an interrupted batch leaves the rows done so far.
+
+Every output path is planned (:func:`batch_outputs`) and checked before any model is loaded
+(:func:`check_batch_outputs`: no output replaces an input, none replaces a file that
+``iphbench predict`` did not write unless ``overwrite``; ``iphbench.inference.outputs``). Warnings
+logged while a scan is read and predicted, and the plausibility flags of its prediction
+(:func:`iphbench.inference.scan.plausibility_warnings`), go into its row's ``warnings`` column.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from iphbench.inference.scan import ScanPredictor, count_lesions
+from iphbench.inference.outputs import (
+    STAMP_KEY,
+    check_outputs,
+    stamp,
+    write_prediction_mask,
+    write_stamped_nifti,
+)
+from iphbench.inference.scan import ScanPrediction, ScanPredictor, count_lesions, plausibility_warnings
 from iphbench.io.read import SUFFIXES
+from iphbench.io.volume import Volume
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +55,9 @@ COLUMNS: tuple[str, ...] = (
     "error",  # why it failed (names the file)
     "style",  # the style that predicted it
     "orientation",  # 2.5D or one view
+    # appended (the columns above keep their places): warnings logged while the scan was read and
+    # predicted (e.g. no bone found, gantry tilt) and implausible-prediction flags, joined by "; "
+    "warnings",
 )
 FORMATS: tuple[str, ...] = ("auto", "nifti", "seg")  # auto: DICOM SEG for a DICOM series, else NIfTI
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -90,15 +109,23 @@ def _stem(path: Path) -> str:
 
 
 def _scans_in(folder: Path, exclude: Path | None) -> list[ScanInput]:
-    """Series folders and scan files under ``folder`` (recursively), named by their relative path."""
+    """Series folders and scan files under ``folder`` (recursively), named by their relative path.
+
+    ``exclude`` (a resolved folder) is skipped when it lies inside ``folder``: the output folder of
+    an earlier run. When it *is* ``folder`` nothing is skipped: every scan there is an input, and
+    the output check refuses the outputs that would replace them.
+    """
     found: list[ScanInput] = []
     if _holds_dicom(folder):
         return [ScanInput(_safe(folder.name), folder)]
+    root = folder.resolve()
+    exclude = None if exclude is None or exclude.resolve() == root else exclude.resolve()
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
         if any(part.startswith(".") for part in rel.parts):
             continue
-        if exclude is not None and (path == exclude or exclude in path.parents):
+        where = root / rel  # compared resolved: a relative folder must not hide the output folder
+        if exclude is not None and (where == exclude or exclude in where.parents):
             continue  # our own outputs, when the output folder is inside the input folder
         if path.is_dir() and _holds_dicom(path):
             found.append(ScanInput(_safe("_".join(rel.parts)), path))
@@ -109,17 +136,15 @@ def _scans_in(folder: Path, exclude: Path | None) -> list[ScanInput]:
 
 def manifest_inputs(csv: Path) -> list[ScanInput]:
     """The ``subject`` and ``image`` columns of a cohort manifest (paths relative to its folder)."""
-    from iphbench.io.cohort import CohortError, load_cohort
+    from iphbench.io.cohort import CohortError, load_cohort, missing_columns_problem
 
     try:
         df = load_cohort(csv)
     except CohortError as exc:
         raise BatchInputError(str(exc)) from None
-    missing = [c for c in ("subject", "image") if c not in df.columns]
-    if missing:
-        raise BatchInputError(
-            f"manifest {csv} lacks column(s) {', '.join(missing)} (it needs subject and image)"
-        )
+    problem = missing_columns_problem(df, ("subject", "image"))  # names another separator, too
+    if problem:
+        raise BatchInputError(f"manifest {csv}: {problem} (predict needs subject and image)")
     if len(df) == 0:
         raise BatchInputError(f"manifest {csv} has no rows")
     out = []
@@ -134,7 +159,8 @@ def find_inputs(
 ) -> list[ScanInput]:
     """Every scan named by ``paths`` (files, series folders, folders of scans) and ``manifest``.
 
-    Subject names are made unique (``ct``, ``ct_2``) and safe for file names.
+    Subject names are made unique (``ct``, ``ct_2``; ignoring case, so that two subjects never
+    share an output file on a case-insensitive file system) and safe for file names.
 
     Raises:
         BatchInputError: a folder without scans, no scan at all, or an unreadable manifest (a
@@ -159,12 +185,15 @@ def find_inputs(
         raise BatchInputError(
             "no scan given: name scan files, DICOM series folders, folders of them, or --manifest"
         )
-    seen: dict[str, int] = {}
+    taken: set[str] = set()
     unique = []
     for item in items:
-        n = seen.get(item.subject, 0) + 1
-        seen[item.subject] = n
-        unique.append(item if n == 1 else ScanInput(f"{item.subject}_{n}", item.path))
+        name, n = item.subject, 1
+        while name.lower() in taken:  # also skips a "ct_2" that another input already is
+            n += 1
+            name = f"{item.subject}_{n}"
+        taken.add(name.lower())
+        unique.append(item if n == 1 else ScanInput(name, item.path))
     return unique
 
 
@@ -173,6 +202,95 @@ def output_format(fmt: str, scan_format: str) -> str:
     if fmt == "auto":
         return "seg" if scan_format == "dicom" else "nifti"
     return fmt
+
+
+def mask_path(item: ScanInput, out_dir: Path, fmt: str = "auto") -> Path:
+    """Where a batch writes ``item``'s mask: ``<out_dir>/<subject>.nii.gz``, or ``.seg.dcm`` by ``fmt``.
+
+    Known before the scan is read (a folder is a DICOM series, as ``read_volume`` decides), so
+    every output is planned and checked before anything is predicted.
+    """
+    scan_format = "dicom" if item.path is not None and item.path.is_dir() else "nifti"
+    kind = output_format(fmt, scan_format)
+    return Path(out_dir) / f"{item.subject}{'.seg.dcm' if kind == 'seg' else '.nii.gz'}"
+
+
+def batch_outputs(
+    items: Sequence[ScanInput], out_dir: Path, fmt: str = "auto", summary_png: bool = False
+) -> list[tuple[str, Path]]:
+    """Every file a batch may write, labelled for :func:`check_outputs`: masks, summary images, the table."""
+    planned: list[tuple[str, Path]] = []
+    for item in items:
+        mask = mask_path(item, out_dir, fmt)
+        planned.append(("output", mask))
+        if summary_png:
+            planned.append(("summary image", summary_path(mask)))
+    planned.append(("table", Path(out_dir) / TABLE))
+    return planned
+
+
+def check_batch_outputs(
+    items: Sequence[ScanInput],
+    out_dir: Path,
+    fmt: str = "auto",
+    summary_png: bool = False,
+    overwrite: bool = False,
+    also_read: Sequence[Path] = (),
+) -> None:
+    """:func:`check_outputs` for every file a batch plans to write (:func:`batch_outputs`).
+
+    Args:
+        also_read: files read besides the scans (the manifest), protected like them.
+
+    Raises:
+        OutputRefused: see :func:`check_outputs`; the message lists every clashing input.
+    """
+    inputs = [*(item.path for item in items if item.path is not None), *also_read]
+    check_outputs(
+        batch_outputs(items, out_dir, fmt, summary_png), inputs, overwrite, advice="choose another --out-dir"
+    )
+
+
+# -- one scan ----------------------------------------------------------------------------------------
+class _Collector(logging.Handler):
+    """Keeps the distinct messages of the WARNING (and above) records it sees, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record must not fail the scan
+            text = str(record.msg)
+        if text not in self.messages:
+            self.messages.append(text)
+
+
+@contextlib.contextmanager
+def collect_warnings(name: str = "iphbench") -> Iterator[list[str]]:
+    """The messages of WARNING (and above) records logged under ``name`` while the block runs.
+
+    Reading and preprocessing log what a scan looks like (no bone found, no air, a gantry tilt);
+    without this they reach only the log, far from the row of the scan they concern.
+
+    Example:
+        >>> with collect_warnings() as caught:
+        ...     logging.getLogger("iphbench.preprocessing").warning("almost no bone")
+        >>> caught
+        ['almost no bone']
+    """
+    logger = logging.getLogger(name)
+    handler, level = _Collector(), logger.level
+    if not logger.isEnabledFor(logging.WARNING):  # a quieter root logger must not hide them from the table
+        logger.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
 
 
 def predict_one(
@@ -186,21 +304,25 @@ def predict_one(
 ) -> dict[str, Any]:
     """Read, predict and write one scan; never raises for a problem with this scan.
 
+    The outputs are not checked here: callers check them first (:func:`check_outputs`,
+    :func:`check_batch_outputs`), before any model is loaded.
+
     Args:
         item: the scan.
         predictor: the loaded study style.
         output: the mask file (its suffix decides: ``.dcm`` → DICOM SEG, else NIfTI/NRRD/MHA);
-            ``None``: ``out_dir/<subject>.nii.gz`` or ``.seg.dcm`` by ``fmt``.
+            ``None``: ``out_dir/<subject>.nii.gz`` or ``.seg.dcm`` by ``fmt`` (:func:`mask_path`).
         out_dir: folder for outputs named after the subject (with ``output=None``).
         fmt: ``auto``, ``nifti`` or ``seg`` (with ``output=None``).
         summary_png: also write ``<mask name>.png`` beside the mask.
         probability: also write the probability map (NIfTI float32) here.
 
     Returns:
-        The scan's row of ``predictions.csv`` (``COLUMNS``).
+        The scan's row of ``predictions.csv`` (``COLUMNS``); ``warnings`` holds what was logged
+        while it was read and predicted, and the plausibility flags of its prediction.
     """
-    from iphbench.io import read_volume, write_mask_like
-    from iphbench.io.seg import SegWriteError, write_dicom_seg
+    from iphbench.io import read_volume
+    from iphbench.io.seg import SegWriteError
 
     if output is None and out_dir is None:
         raise ValueError("predict_one needs an output file or an output folder")
@@ -212,52 +334,77 @@ def predict_one(
         style=predictor.style,
         orientation=predictor.orientation,
     )
-    try:
-        if item.path is None:
-            raise ValueError(f"subject {item.subject} has no image path in the manifest")
-        image = read_volume(item.path)
-        if output is None:
-            kind = output_format(fmt, image.source.format)
-            output = Path(out_dir or ".") / f"{item.subject}{'.seg.dcm' if kind == 'seg' else '.nii.gz'}"
-        is_seg = output.name.lower().endswith(".dcm")
-        if is_seg and image.source.format != "dicom":  # refuse before spending the prediction
-            raise SegWriteError(
-                f"a DICOM SEG references a DICOM series, but {item.path} is a {image.source.format} file; "
-                "use --format nifti (or auto) for it"
+    flags: list[str] = []
+    with collect_warnings() as caught:
+        try:
+            if item.path is None:
+                raise ValueError(f"subject {item.subject} has no image path in the manifest")
+            if output is None:
+                output = mask_path(item, Path(out_dir or "."), fmt)
+            image = read_volume(item.path)
+            is_seg = output.name.lower().endswith(".dcm")
+            if is_seg and image.source.format != "dicom":  # refuse before spending the prediction
+                raise SegWriteError(
+                    f"a DICOM SEG references a DICOM series, but {item.path} is a {image.source.format} file; "
+                    "use --format nifti (or auto) for it"
+                )
+            result = predictor(image)
+            n_lesions = count_lesions(result.mask)
+            flags = plausibility_warnings(result.volume_ml, n_lesions, result.brain_ml)
+            summary = _write(item, predictor, image, result, output, summary_png, probability)
+            row.update(
+                output=str(output),
+                summary=summary,
+                volume_ml=result.volume_ml,
+                n_lesions=n_lesions,
+                status="ok",
             )
-        result = predictor(image)
-        if is_seg:
-            params = {
-                "style": predictor.style,
-                "orientation": predictor.orientation,
-                "study": str(predictor.study_dir.resolve().name),
-                "study_name": predictor.cfg.name,
-                "threshold": f"{predictor.cfg.eval.threshold:g}",
-            }
-            write_dicom_seg(result.mask, image, output, algorithm=params)
-        else:
-            write_mask_like(result.mask, image, output)
-        row["output"] = str(output)
-        if probability is not None:
-            import numpy as np
-
-            from iphbench.io.volume import write_nifti_like
-
-            write_nifti_like(result.probability, image, probability, dtype=np.float32)
-        if summary_png:
-            from iphbench.inference.summary_image import write_summary_png
-
-            png = summary_path(output)
-            write_summary_png(image, result, png, subject=item.subject)
-            row["summary"] = str(png)
-        row.update(volume_ml=result.volume_ml, n_lesions=count_lesions(result.mask), status="ok")
-    except Exception as exc:  # one scan's failure must not stop the others; the row says why
-        log.debug("predicting %s failed", item.path, exc_info=True)
-        text = str(exc)
-        where = "" if item.path is None or str(item.path) in text else f"{item.path}: "
-        row.update(status="failed", error=f"{where}{text}")
+        except Exception as exc:  # one scan's failure must not stop the others; the row says why
+            log.debug("predicting %s failed", item.path, exc_info=True)
+            text = str(exc)
+            where = "" if item.path is None or str(item.path) in text else f"{item.path}: "
+            row.update(status="failed", error=f"{where}{text}")
+    row["warnings"] = "; ".join([*caught, *flags])
     row["seconds"] = time.perf_counter() - t0
     return row
+
+
+def _write(
+    item: ScanInput,
+    predictor: ScanPredictor,
+    image: Volume,
+    result: ScanPrediction,
+    output: Path,
+    summary_png: bool,
+    probability: Path | None,
+) -> str:
+    """Write the mask (or DICOM SEG), the probability map and the summary image, each stamped as ours.
+
+    Returns:
+        The summary image written, or "" without ``summary_png``.
+    """
+    from iphbench.io.seg import write_dicom_seg
+
+    if output.name.lower().endswith(".dcm"):
+        params = {
+            "style": predictor.style,
+            "orientation": predictor.orientation,
+            "study": str(predictor.study_dir.resolve().name),
+            "study_name": predictor.cfg.name,
+            "threshold": f"{predictor.cfg.eval.threshold:g}",
+        }
+        write_dicom_seg(result.mask, image, output, algorithm=params)  # Manufacturer "iphbench": our stamp
+    else:
+        write_prediction_mask(result.mask, image, output)
+    if probability is not None:
+        write_stamped_nifti(result.probability, image, probability, "probability", np.float32)
+    if summary_png:
+        from iphbench.inference.summary_image import write_summary_png
+
+        png = summary_path(output)
+        write_summary_png(image, result, png, subject=item.subject, metadata={STAMP_KEY: stamp("summary")})
+        return str(png)
+    return ""
 
 
 def summary_path(mask_path: Path) -> Path:
@@ -280,6 +427,7 @@ def predict_many(
     summary_png: bool = False,
     on_scan: Callable[[ScanInput], None] | None = None,
     on_done: Callable[[dict[str, Any]], None] | None = None,
+    overwrite: bool = False,
 ) -> pd.DataFrame:
     """Predict every scan with one loaded predictor; write masks and ``out_dir/predictions.csv``.
 
@@ -291,15 +439,22 @@ def predict_many(
         summary_png: write ``<subject>.png`` beside each mask.
         on_scan: called before each scan (progress).
         on_done: called with each finished row (progress).
+        overwrite: replace existing files that ``iphbench predict`` did not write (inputs never).
 
     Returns:
         The table (``COLUMNS``), one row per scan in input order, failed scans included.
+
+    Raises:
+        OutputRefused: a planned output is an input or a file we did not write
+            (:func:`iphbench.inference.outputs.check_outputs`);
+            nothing was written.
     """
     from iphbench._files import atomic_write_text
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose {', '.join(FORMATS)}")
     out_dir = Path(out_dir)
+    check_batch_outputs(items, out_dir, fmt, summary_png, overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
     for item in items:

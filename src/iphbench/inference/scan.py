@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from iphbench.config import StudyConfig
+from iphbench.evaluation.completeness import ResultsTableError, read_metrics
 from iphbench.styles import parse_style
 from iphbench.views import FUSED, VIEWS
 
@@ -39,6 +39,8 @@ class ScanPrediction:
     n_models: int
     seconds: dict[str, float] = field(default_factory=dict)  # time per stage
     style_reason: str = ""  # how the style was chosen (printed by ``iphbench predict``)
+    #: volume of the brain mask the prediction was made within, mL; NaN when none was extracted (nnU-Net)
+    brain_ml: float = float("nan")
 
     @property
     def n_lesions(self) -> int:
@@ -58,6 +60,54 @@ class StyleChoice:
 #: reference mask and is predicted everywhere in the brain, as ``full`` scores (``paper`` predicts only
 #: patches chosen from the reference mask; docs/evaluation.md).
 CHOOSING_PROTOCOLS: tuple[str, ...] = ("full", "paper")
+
+
+#: Above this predicted volume a scan is flagged: the largest spontaneous intraparenchymal
+#: hemorrhages in ICH trial cohorts are about 100-150 mL, so a larger prediction is almost always a
+#: failure or an input that is not a head CT.
+MAX_PLAUSIBLE_ML = 150.0
+#: Above this share of the brain mask a prediction is flagged: a hematoma displaces brain but never
+#: fills half of it; half the brain "bleeding" means the model saw something it was not trained on
+#: (another modality, a missed window, a failed brain extraction).
+MAX_BRAIN_FRACTION = 0.5
+#: Above this many connected components a prediction is flagged as speckle: a patient has one
+#: hematoma, occasionally a few (multifocal bleeds, satellites); dozens of islands are noise.
+MAX_PLAUSIBLE_LESIONS = 50
+
+
+def plausibility_warnings(volume_ml: float, n_lesions: int, brain_ml: float = float("nan")) -> list[str]:
+    """Why a prediction looks implausible for a spontaneous IPH (empty when it does not).
+
+    The flags do not change the prediction: it is still written, and the user judges it
+    (``iphbench predict`` puts them in ``predictions.csv``'s ``warnings`` column and on the console).
+
+    Args:
+        volume_ml: predicted hemorrhage volume, mL.
+        n_lesions: connected components of the predicted mask.
+        brain_ml: volume of the brain mask, mL; NaN or 0 skips the brain-share check.
+
+    Example:
+        >>> plausibility_warnings(12.0, 1, 1200.0)
+        []
+        >>> plausibility_warnings(700.0, 3, 1200.0)[0][:40]
+        'implausible prediction: 700.0 mL of hemo'
+    """
+    found = []
+    if volume_ml > MAX_PLAUSIBLE_ML:
+        found.append(
+            f"implausible prediction: {volume_ml:.1f} mL of hemorrhage (above {MAX_PLAUSIBLE_ML:g} mL, larger "
+            "than the largest spontaneous IPHs): check that the input is a non-contrast head CT and review the mask"
+        )
+    if np.isfinite(brain_ml) and brain_ml > 0 and volume_ml > MAX_BRAIN_FRACTION * brain_ml:
+        found.append(
+            f"implausible prediction: {volume_ml:.1f} mL is {volume_ml / brain_ml:.0%} of the brain mask "
+            f"({brain_ml:.1f} mL; above {MAX_BRAIN_FRACTION:.0%}): review the mask and the brain extraction"
+        )
+    if n_lesions > MAX_PLAUSIBLE_LESIONS:
+        found.append(
+            f"implausible prediction: {n_lesions} lesions (above {MAX_PLAUSIBLE_LESIONS}; speckle): review the mask"
+        )
+    return found
 
 
 def count_lesions(mask: np.ndarray) -> int:
@@ -88,10 +138,10 @@ def best_style(study_dir: str | Path, styles: list[str] | None = None) -> StyleC
     path = Path(study_dir) / "metrics.csv"
     if not path.exists():
         return None
-    try:
-        m = pd.read_csv(path, usecols=["style", "orientation", "protocol", "dice"])
-    except (ValueError, pd.errors.EmptyDataError, pd.errors.ParserError):
-        log.warning("%s is not a readable metrics table; the default style is not chosen from it", path)
+    try:  # the one check of metrics.csv: a cut table must not choose the style either
+        m = read_metrics(path, warn_file_only=False)[["style", "orientation", "protocol", "dice"]]
+    except (ResultsTableError, KeyError) as exc:
+        log.warning("%s; the default style is not chosen from it", exc)
         return None
     m = m[(m["orientation"] == FUSED) & m["dice"].notna()]
     if styles is not None:
@@ -303,11 +353,13 @@ class ScanPredictor:
 
         t0 = time.perf_counter()
         mask = threshold(prob, cfg.eval.threshold)
+        grid_ml = float(np.prod(prepared.meta.spacing)) / 1000.0  # one voxel of the prepared grid
         if self.min_component_ml > 0:
             from iphbench.evaluation.postprocess import remove_small_components
 
-            grid_ml = float(np.prod(prepared.meta.spacing)) / 1000.0
             mask = remove_small_components(mask, grid_ml, self.min_component_ml).astype(np.uint8)
+        # the brain's volume: the plausibility flags compare the prediction with it
+        brain_ml = float(prepared.brain.sum(dtype=np.int64)) * grid_ml
         mask_c = restore(mask, prepared.meta, order=0).astype(np.uint8)
         prob_c = restore(prob, prepared.meta, order=1).astype(np.float32)
         voxel_ml = float(np.prod(image.spacing)) / 1000.0  # type: ignore[attr-defined]
@@ -321,6 +373,7 @@ class ScanPredictor:
             self.n_models,
             seconds,
             self.choice.reason,
+            brain_ml,
         )
 
 

@@ -14,6 +14,7 @@ The title gives the subject, volume in mL, number of lesions, style and orientat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ def write_summary_png(
     path: str | Path,
     subject: str = "",
     window: tuple[float, float] = (-30.0, 100.0),
+    metadata: Mapping[str, str] | None = None,
 ) -> Path:
     """Write the two-panel summary of ``result`` on ``image`` (both canonical) to ``path`` (PNG, atomic).
 
@@ -45,6 +47,8 @@ def write_summary_png(
         path: output ``.png``.
         subject: shown in the title.
         window: HU shown from black to white (the paper's clip range by default).
+        metadata: PNG text chunks to add (``iphbench predict`` stamps its images here, so a
+            later run recognises them as its own: ``iphbench.inference.outputs.written_by_predict``).
     """
     import matplotlib
 
@@ -86,6 +90,6 @@ def write_summary_png(
     )
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata=dict(metadata or {}))
     plt.close(fig)
     return Path(path)
