@@ -151,8 +151,8 @@ def run_phase(
 ) -> tuple[list[dict[str, Any]], float]:
     """Train exactly ``cells`` (style, view, fold) of the study, ``n`` at once on the device, through the
     study's executor (``run_local``: spawned workers when ``n`` > 1); outcomes and wall seconds."""
-    from iphbench.training.executors import job, run_local, visible_devices
-    from iphbench.training.grid import open_study, prepare_study
+    from iphbench.study.executors import job, run_local, visible_devices
+    from iphbench.study.grid import open_study, prepare_study
 
     open_study(cfg)
     prepare_study(cfg)

@@ -98,11 +98,11 @@ def main() -> None:
     import torch
 
     from iphbench.config import StudyConfig
-    from iphbench.evaluation.evaluate import evaluate_study
     from iphbench.report.html import write_report
     from iphbench.stats.write import write_stats
+    from iphbench.study.evaluate import evaluate_study
+    from iphbench.study.grid import run_study
     from iphbench.synth import generate_cohort
-    from iphbench.training.grid import run_study
 
     if args.threads:
         torch.set_num_threads(args.threads)

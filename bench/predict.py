@@ -170,15 +170,17 @@ def time_in_process(
     import torch
 
     from iphbench.inference import resolve_device
-    from iphbench.inference.scan import load_style_models, predict_scan
     from iphbench.io import read_volume, write_mask_like
+    from iphbench.layout import StudyLayout
+    from iphbench.study.backends import load_style_models
+    from iphbench.study.predict import predict_scan
 
     dev = resolve_device(device)
     t0 = time.perf_counter()
     image = read_volume(scan)
     read_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    models = load_style_models(study, style, list(VIEWS), dev)
+    models = load_style_models(StudyLayout(study), style, list(VIEWS), dev)
     load_s = time.perf_counter() - t0
 
     def sync() -> None:
@@ -223,8 +225,8 @@ def time_overhead(scan: Path, study: Path, style: str, out: Path, repeats: int) 
     """
     import torch
 
-    from iphbench.inference.scan import predict_scan
     from iphbench.io import read_volume, write_mask_like
+    from iphbench.study.predict import predict_scan
 
     image = read_volume(scan)
 

@@ -138,8 +138,8 @@ def train_and_score(cfg: StudyConfig, out: Path, view: str) -> tuple[dict[str, f
 
     Returns the scores of ``score`` and the training wall time in seconds; a finished study is read back.
     """
-    from iphbench.evaluation.evaluate import evaluate_study
-    from iphbench.training.grid import run_study
+    from iphbench.study.evaluate import evaluate_study
+    from iphbench.study.grid import run_study
 
     study = Path(cfg.out)
     share_prep(out, study)

@@ -193,9 +193,9 @@ def main() -> None:
         args.slices_per_run, args.paper_batch, args.iphbench_batch, args.width = 256, 32, 16, 4
         args.tuned_batch = 16
 
-    from iphbench.evaluation.evaluate import evaluate_study
+    from iphbench.study.evaluate import evaluate_study
+    from iphbench.study.grid import run_study
     from iphbench.synth import generate_cohort
-    from iphbench.training.grid import run_study
 
     out = args.out.resolve()
     seconds: dict[str, float] = {}

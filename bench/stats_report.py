@@ -2,7 +2,7 @@
 
 Usage: .venv/bin/python bench/stats_report.py [--quick]
 
-The fake study has planted effects (iphbench.report._fake_study); its numbers are not results.
+The fake study has planted effects (tests/_fake_study.py); its numbers are not results.
 Prints a Markdown table: wall seconds for run_stats (with and without the mixed model), the
 figures + report, the report's size, and checks that the ANOVA has the paper's F(3, 952) layout.
 """
@@ -12,13 +12,16 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from iphbench.report import write_report
-from iphbench.report._fake_study import FakeStudySpec, make_fake_study
 from iphbench.stats import load_metrics, run_stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _fake_study import FakeStudySpec, make_fake_study  # the tests' fake study (not shipped in the package)
 
 PAPER_SITES = {
     "A": 54,

@@ -77,8 +77,8 @@ def build_tiny_study(
     ``extra`` replaces top-level study settings (e.g. ``train=...``).
     """
     from iphbench.preprocessing.store import PatchStore, prepare_store
+    from iphbench.study.grid import run_study
     from iphbench.synth import generate_cohort
-    from iphbench.training.grid import run_study
 
     root = Path(root)
     cohort = generate_cohort(

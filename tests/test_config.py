@@ -42,7 +42,6 @@ def test_load_resolves_paths_and_round_trips(tmp_path: Path) -> None:
         ({"train": {"epochs": "many"}}, r"study\.train\.epochs must be an integer"),
         ({"train": {"channels_last": "yes"}}, r"must be true or false"),
         ({"views": ["2DAxi", "3D"]}, r"unknown views \['3D'\]"),
-        ({"models": {"names": ["resnet"]}}, r"unknown models \['resnet'\]"),
         ({"folds": {"scheme": "bootstrap"}}, r"folds\.scheme must be 'kfold' or 'loso'"),
         ({"eval": {"protocols": ["paper", "whole"]}}, r"unknown protocols \['whole'\]"),
         ({"prep": [1, 2]}, r"study\.prep must be a mapping"),
@@ -101,7 +100,7 @@ def test_issue_12_settings_default_and_load() -> None:
 def test_a_config_built_in_python_hashes_like_its_yaml(tmp_path: Path) -> None:
     """Ints in float fields (rotate_deg=0) are canonical floats before hashing, as YAML loading makes them."""
     from iphbench.config import IphbenchRecipe, ModelConfig, TrainConfig
-    from iphbench.training.grid import study_hash
+    from iphbench.study.grid import study_hash
     from iphbench.training.run_files import run_settings
 
     built = StudyConfig(
@@ -179,3 +178,14 @@ def test_the_yaml_examples_of_the_docs_load() -> None:
     assert len(blocks) >= 4
     for block in blocks:
         StudyConfig.from_dict(yaml.safe_load(block))
+
+
+def test_model_names_are_the_registry_s_to_check() -> None:
+    """The config holds names; which exist is the model registry's to say (iphbench.styles)."""
+    from iphbench.styles import study_styles
+
+    cfg = StudyConfig.from_dict({"models": {"names": ["resnet", "unet"]}})
+    with pytest.raises(
+        ConfigError, match=r"unknown models \['resnet'\] in models\.names; valid models are \["
+    ):
+        study_styles(cfg.models.names, cfg.train.recipes)

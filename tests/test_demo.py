@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from iphbench.demo import DemoSettings, pass_mark, run_demo
-from iphbench.evaluation.summary import study_learning_check
+from iphbench.study.summary import study_learning_check
 
 
 @pytest.mark.slow

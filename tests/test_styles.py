@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from iphbench.config import ConfigError, StudyConfig
+from iphbench.study.grid import grid_styles, plan_runs
 from iphbench.styles import Style, ordered_style_names, parse_style, study_styles, style_label
-from iphbench.training.grid import grid_styles, plan_runs
 
 
 @pytest.mark.parametrize(

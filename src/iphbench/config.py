@@ -26,11 +26,19 @@ from typing import Any, TypeVar
 
 import yaml
 
-MODEL_NAMES: tuple[str, ...] = ("unet", "attention_unet", "fpn", "transunet")
-#: Everything ``models.names`` accepts: the four architectures and nnU-Net reference styles.
-STYLE_MODEL_NAMES: tuple[str, ...] = (*MODEL_NAMES, "nnunet_2d", "nnunet_3d_fullres")
+from iphbench._files import atomic_write_text
+from iphbench.views import VIEWS
+
+#: The paper's four architectures (section 3.3): the default of ``models.names``. Which names exist
+#: is the model registry's to say (``iphbench.models``; checked by ``iphbench.styles.study_styles``).
+PAPER_ARCHITECTURES: tuple[str, ...] = ("unet", "attention_unet", "fpn", "transunet")
+#: A voxel side outside this range (mm) is not a head CT grid: thick slices are ~5-10 mm, in-plane
+#: ~0.2-1 mm. Scans are held to it (``iphbench.io``) and so is ``prep.target_spacing``.
+MIN_SPACING_MM = 0.05
+MAX_SPACING_MM = 20.0
+#: Training recipes (``train.recipe``, docs/training.md).
 RECIPE_NAMES: tuple[str, ...] = ("paper", "iphbench")
-VIEW_NAMES: tuple[str, ...] = ("2DAxi", "2DCor", "2DSag")
+VIEW_NAMES: tuple[str, ...] = VIEWS
 #: d_H95 policies for a missed lesion or a false alarm (``eval.hd95_when_empty``, docs/metrics.md).
 HD95_POLICIES: tuple[str, ...] = ("worst", "exclude")
 #: Weights of the negatives in the focal loss (``train.focal_alpha_negatives``, docs/training.md).
@@ -58,8 +66,8 @@ class PrepConfig:
 class ModelConfig:
     """Which architectures to train and how wide (paper section 3.3)."""
 
-    # architectures (MODEL_NAMES) and nnU-Net reference styles (nnunet_2d, nnunet_3d_fullres)
-    names: list[str] = field(default_factory=lambda: list(MODEL_NAMES))
+    # registered architectures (iphbench.models) and nnU-Net reference styles (nnunet_2d, nnunet_3d_fullres)
+    names: list[str] = field(default_factory=lambda: list(PAPER_ARCHITECTURES))
     width: int = 64  # channels of the first VGG16 block; 64 is the paper's VGG16
     batch_norm: bool = True  # batch norm after each encoder convolution (VGG16-BN)
     pretrained: str | None = None  # optional local file with ImageNet VGG16 weights; never downloaded
@@ -260,9 +268,6 @@ class StudyConfig:
         bad_views = [v for v in self.views if v not in VIEW_NAMES]
         if bad_views:
             raise ConfigError(f"unknown views {bad_views}; valid views are {list(VIEW_NAMES)}")
-        bad_models = [m for m in self.models.names if m not in STYLE_MODEL_NAMES]
-        if bad_models:
-            raise ConfigError(f"unknown models {bad_models}; valid models are {list(STYLE_MODEL_NAMES)}")
         recipes = self.train.recipes
         bad_recipes = [r for r in recipes if r not in RECIPE_NAMES]
         if bad_recipes or not recipes or len(set(recipes)) != len(recipes):
@@ -308,7 +313,6 @@ class StudyConfig:
 
     def save(self, path: str | Path) -> None:
         """Save the resolved config (atomically)."""
-        from iphbench._files import atomic_write_text
 
         atomic_write_text(path, self.to_yaml())
 
@@ -407,8 +411,6 @@ def _prep_rules(p: PrepConfig, key: str) -> None:
             "hu_min to out_min and hu_max to out_max, and 0 is the value outside the brain"
         )
     if p.target_spacing is not None:
-        from iphbench.io._checks import MAX_SPACING_MM, MIN_SPACING_MM  # the rule scans are held to
-
         ts = p.target_spacing
         if len(ts) != 3 or not all(MIN_SPACING_MM <= v <= MAX_SPACING_MM for v in ts):
             raise ConfigError(
@@ -426,7 +428,7 @@ def _prep_rules(p: PrepConfig, key: str) -> None:
 def _models_rules(m: ModelConfig, key: str) -> None:
     if not m.names:
         raise ConfigError(
-            f"{key}.names must list at least one of {list(STYLE_MODEL_NAMES)}, got an empty list"
+            f"{key}.names must list at least one architecture or nnU-Net style, got an empty list"
         )
 
 

@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import pandas as pd
+
+from iphbench._files import atomic_write_text
 from iphbench.config import (
     EvalConfig,
     FoldsConfig,
@@ -26,6 +29,11 @@ from iphbench.config import (
     StudyConfig,
     TrainConfig,
 )
+from iphbench.report import write_report
+from iphbench.stats import write_stats
+from iphbench.study.evaluate import evaluate_study
+from iphbench.study.grid import grid_styles, run_study
+from iphbench.synth import generate_cohort
 from iphbench.views import FUSED
 
 if TYPE_CHECKING:
@@ -125,13 +133,6 @@ def run_demo(
     progress: bool = False,
 ) -> DemoResult:
     """Run the whole demo into ``out`` and return where the report is and the headline result."""
-    import pandas as pd
-
-    from iphbench.evaluation.evaluate import evaluate_study
-    from iphbench.report import write_report
-    from iphbench.stats import write_stats
-    from iphbench.synth import generate_cohort
-    from iphbench.training.grid import run_study
 
     s = settings or DemoSettings()
     pass_mark(s.preset)  # an unknown preset fails before any work
@@ -149,7 +150,6 @@ def run_demo(
 
     cfg = demo_config(root, cohort_csv, s)
     t0 = time.perf_counter()
-    from iphbench.training.grid import grid_styles
 
     styles = grid_styles(cfg)
     n_runs = len(styles) * 3 * s.folds
@@ -210,8 +210,6 @@ def _write_notes(
     best_dice: float,
     by_style: pd.Series,
 ) -> None:
-    from iphbench._files import atomic_write_text
-
     mark = pass_mark(s.preset)
     verdict = (
         f"The models learned: the best style's 2.5D mean Dice is **{best_dice:.3f}** ({best_style}), "

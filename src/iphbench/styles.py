@@ -10,7 +10,10 @@ them, always labelled:
 * nnU-Net v2 configurations as reference styles (``nnunet_2d``, ``nnunet_3d_fullres``).
 
 A style's name is also its folder under ``<study>/runs/``. The paper recipe keeps the bare
-architecture name so that studies and reports of the paper look as they always did.
+architecture name so that studies and reports of the paper look as they always did. The names,
+labels and colours come from where each kind of style is defined: the model registry
+(``iphbench.models``: ``@register_model(label=..., colour=...)``) and the nnU-Net package's table
+(``iphbench.nnunet.LABELS``); nothing here lists architectures.
 
 Example:
     >>> parse_style("unet+iphbench").label
@@ -24,26 +27,20 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-#: The paper's four architectures (registry names, section 3.3).
-ARCHITECTURES: tuple[str, ...] = ("unet", "attention_unet", "fpn", "transunet")
+from iphbench.config import RECIPE_NAMES, ConfigError
+from iphbench.models import is_model, list_models, model_info
+from iphbench.nnunet import LABELS as NNUNET_LABELS
+from iphbench.nnunet import ORIENTATIONS as NNUNET_ORIENTATIONS
+from iphbench.views import FUSED, VIEWS
+
 #: nnU-Net v2 configurations accepted as reference styles in ``models.names``.
-NNUNET_STYLES: tuple[str, ...] = ("nnunet_2d", "nnunet_3d_fullres")
-#: The one orientation of each nnU-Net style's rows in metrics.csv: it predicts the volume itself
-#: (3D network, or 2D network slice by slice), not per view and fused.
-NNUNET_ORIENTATIONS: dict[str, str] = {"nnunet_2d": "2D", "nnunet_3d_fullres": "3D"}
-#: Training recipes of the four architectures (``train.recipe``).
-RECIPES: tuple[str, ...] = ("paper", "iphbench")
+NNUNET_STYLES: tuple[str, ...] = tuple(NNUNET_ORIENTATIONS)
+#: Training recipes of the architectures (``train.recipe``).
+RECIPES: tuple[str, ...] = RECIPE_NAMES
 #: Separates an architecture from a non-paper recipe in a style name.
 RECIPE_SEPARATOR = "+"
-
-ARCH_LABELS: dict[str, str] = {
-    "unet": "U-Net",
-    "attention_unet": "Attention U-Net",
-    "fpn": "FPN",
-    "transunet": "Trans U-Net",
-    "nnunet_2d": "nnU-Net 2d",
-    "nnunet_3d_fullres": "nnU-Net 3d_fullres",
-}
+#: The recipe name of a reference style (it trains with its own framework).
+REFERENCE_RECIPE = "nnunet"
 
 
 @dataclass(frozen=True, order=True)
@@ -56,22 +53,53 @@ class Style:
     @property
     def name(self) -> str:
         """The style's name in metrics.csv and its folder under ``runs/``."""
-        if self.recipe in ("paper", "nnunet"):
+        if self.recipe in ("paper", REFERENCE_RECIPE):
             return self.arch
         return f"{self.arch}{RECIPE_SEPARATOR}{self.recipe}"
 
     @property
-    def label(self) -> str:
-        """Display name: ``"U-Net"``, ``"U-Net (iphbench recipe)"``, ``"nnU-Net 3d_fullres"``."""
-        base = ARCH_LABELS.get(self.arch, self.arch)
-        return base if self.recipe in ("paper", "nnunet") else f"{base} ({self.recipe} recipe)"
+    def backend(self) -> str:
+        """Which backend trains, evaluates and predicts it (``iphbench.study.backends``)."""
+        return "nnunet" if self.recipe == REFERENCE_RECIPE else "models"
 
     @property
-    def is_nnunet(self) -> bool:
-        return self.recipe == "nnunet"
+    def is_reference(self) -> bool:
+        """A reference style (nnU-Net), shown after the paper's styles and compared with them."""
+        return self.recipe == REFERENCE_RECIPE
+
+    @property
+    def label(self) -> str:
+        """Display name: ``"U-Net"``, ``"U-Net (iphbench recipe)"``, ``"nnU-Net 3d_fullres"``."""
+        base = arch_label(self.arch)
+        return base if self.recipe in ("paper", REFERENCE_RECIPE) else f"{base} ({self.recipe} recipe)"
+
+    @property
+    def colour(self) -> str | None:
+        """The architecture's registered colour (None: figures pick the next default colour)."""
+        return model_info(self.arch).colour if is_model(self.arch) else None
+
+    def run_views(self, views: Sequence[str]) -> list[str]:
+        """The ``<view>`` folders of its runs: the study's views, or a reference style's own (3D, 2D)."""
+        own = NNUNET_ORIENTATIONS.get(self.arch) if self.is_reference else None
+        return [own] if own else [v for v in VIEWS if v in views]
+
+    def orientations(self, views: Sequence[str]) -> list[str]:
+        """Its orientations in metrics.csv: each view trained, plus 2.5D when all three are; a
+        reference style only its own."""
+        run_views = self.run_views(views)
+        if self.is_reference or not all(v in run_views for v in VIEWS):
+            return run_views
+        return [*run_views, FUSED]
 
     def __str__(self) -> str:
         return self.name
+
+
+def arch_label(arch: str) -> str:
+    """An architecture's or reference style's label; the name itself when it is neither."""
+    if is_model(arch):
+        return model_info(arch).label
+    return NNUNET_LABELS.get(arch, arch)
 
 
 def parse_style(name: str) -> Style:
@@ -82,7 +110,7 @@ def parse_style(name: str) -> Style:
     """
     name = str(name)
     if name in NNUNET_STYLES:
-        return Style(name, "nnunet")
+        return Style(name, REFERENCE_RECIPE)
     arch, sep, recipe = name.partition(RECIPE_SEPARATOR)
     return Style(arch, recipe if sep and recipe else "paper")
 
@@ -92,18 +120,27 @@ def style_label(name: str) -> str:
     return parse_style(name).label
 
 
+def style_colour(name: str) -> str | None:
+    """A style's colour in figures: its architecture's registered colour, or None."""
+    return parse_style(name).colour
+
+
 def style_sort_key(name: str) -> tuple[int, str, int, str]:
     """Order of styles in tables: the architectures alphabetically by label (the paper's column
     order), each followed by its other recipes; nnU-Net reference styles last."""
     s = parse_style(name)
     recipe_rank = RECIPES.index(s.recipe) if s.recipe in RECIPES else len(RECIPES)
-    base = ARCH_LABELS.get(s.arch, s.arch).lower()
-    return (1 if s.is_nnunet else 0, base, recipe_rank, s.recipe)
+    return (1 if s.is_reference else 0, arch_label(s.arch).lower(), recipe_rank, s.recipe)
 
 
 def ordered_style_names(names: Iterable[object]) -> list[str]:
     """Distinct style names in table order (:func:`style_sort_key`)."""
     return sorted({str(n) for n in names}, key=style_sort_key)
+
+
+def known_names() -> list[str]:
+    """What ``models.names`` accepts: the registered architectures and the nnU-Net reference styles."""
+    return [*list_models(), *NNUNET_STYLES]
 
 
 def study_styles(
@@ -115,28 +152,35 @@ def study_styles(
         names: ``models.names`` of the study (architectures and nnU-Net configurations).
         recipes: ``train.recipe`` as a list (``paper``, ``iphbench`` or both).
         recipe_models: ``train.recipe_models``: a recipe listed here trains only these architectures.
+
+    Raises:
+        ConfigError: a name is neither a registered architecture nor an nnU-Net style.
     """
+    unknown = [n for n in names if n not in NNUNET_STYLES and not is_model(n)]
+    if unknown:
+        raise ConfigError(f"unknown models {unknown} in models.names; valid models are {known_names()}")
     only = dict(recipe_models or {})
     out: list[Style] = []
     for name in names:
         if name in NNUNET_STYLES:
-            out.append(Style(name, "nnunet"))
+            out.append(Style(name, REFERENCE_RECIPE))
         else:
             out.extend(Style(name, r) for r in recipes if r not in only or name in only[r])
     return sorted(dict.fromkeys(out), key=lambda s: style_sort_key(s.name))
 
 
 __all__ = [
-    "ARCHITECTURES",
-    "ARCH_LABELS",
     "NNUNET_ORIENTATIONS",
     "NNUNET_STYLES",
     "RECIPES",
     "RECIPE_SEPARATOR",
     "Style",
+    "arch_label",
+    "known_names",
     "ordered_style_names",
     "parse_style",
     "study_styles",
+    "style_colour",
     "style_label",
     "style_sort_key",
 ]

@@ -94,8 +94,8 @@ def _predict(study: Path, scan: Path, out: Path, *extra: str) -> tuple[str, int]
 def test_predict_on_a_non_canonical_scan_writes_the_mask_in_its_grid(
     tiny_study: Path, scans: dict[str, Path], tmp_path: Path
 ) -> None:
-    from iphbench.inference.scan import predict_scan
     from iphbench.io import read_volume
+    from iphbench.study.predict import predict_scan
 
     out = tmp_path / "mask.nii.gz"
     output, code = _predict(tiny_study, scans["pil"], out, "--model", "fpn")
@@ -127,8 +127,8 @@ def test_predict_on_a_non_canonical_scan_writes_the_mask_in_its_grid(
 def test_predict_single_view_and_probability_map(
     tiny_study: Path, scans: dict[str, Path], tmp_path: Path
 ) -> None:
-    from iphbench.inference.scan import predict_scan
     from iphbench.io import read_volume
+    from iphbench.study.predict import predict_scan
 
     out, prob = tmp_path / "cor.nii.gz", tmp_path / "prob.nii.gz"
     output, code = _predict(

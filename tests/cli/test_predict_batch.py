@@ -53,16 +53,16 @@ def test_batch_over_a_manifest_with_one_broken_scan(
 ) -> None:
     """Every scan gets a row, the broken one fails with its file named, exit status 1 names it,
     the models are loaded once, and the good scans' masks are what predict_scan gives."""
-    import iphbench.inference.scan as scan_mod
+    import iphbench.study.backends as backends_mod
 
     loads: list[str] = []
-    real_load = scan_mod.load_style_models
+    real_load = backends_mod.load_style_models
 
     def counting_load(*args, **kwargs):
         loads.append(args[1])
         return real_load(*args, **kwargs)
 
-    monkeypatch.setattr(scan_mod, "load_style_models", counting_load)
+    monkeypatch.setattr(backends_mod, "load_style_models", counting_load)
     manifest = tmp_path / "new.csv"
     pd.DataFrame(
         {
@@ -101,8 +101,8 @@ def test_batch_over_a_manifest_with_one_broken_scan(
         _, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
         assert int(ok.loc[subject, "n_lesions"]) == n
 
-    from iphbench.inference.scan import predict_scan
     from iphbench.io import read_volume
+    from iphbench.study.predict import predict_scan
 
     vol = read_volume(inputs["a"])
     expected = predict_scan(vol, tiny_study, style="fpn", device="cpu")
@@ -112,7 +112,7 @@ def test_batch_over_a_manifest_with_one_broken_scan(
 
 
 def test_lesion_count_is_26_connected() -> None:
-    from iphbench.inference.scan import count_lesions
+    from iphbench.masks import count_lesions
 
     mask = np.zeros((6, 6, 6), np.uint8)
     mask[1, 1, 1] = mask[2, 2, 2] = 1  # corner neighbours: one lesion under 26-connectivity

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
+from _fake_study import FakeStudySpec, make_fake_study
 from iphbench.cli import app
-from iphbench.report._fake_study import FakeStudySpec, make_fake_study
 
 runner = CliRunner()
 SPEC = FakeStudySpec(sites={"A": 6, "B": 5, "C": 2}, n_free=1, n_volumes=0, protocols=("paper",), seed=2)

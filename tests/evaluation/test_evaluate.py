@@ -17,12 +17,18 @@ import pytest
 import torch
 
 from iphbench.config import StudyConfig
-from iphbench.evaluation.evaluate import METRIC_COLUMNS, EvaluationError, evaluate_study, run_dir
-from iphbench.inference.scan import best_style, choose_style, default_style, trained_styles
 from iphbench.io import read_mask
+from iphbench.layout import StudyLayout
 from iphbench.preprocessing import restore
 from iphbench.preprocessing.store import PatchStore
+from iphbench.study.evaluate import METRIC_COLUMNS, EvaluationError, evaluate_study
+from iphbench.study.predict import best_style, choose_style, trained_styles
 from iphbench.views import FUSED, VIEWS
+
+
+def run_dir(study: Path, style: str, view: str, fold: int) -> Path:
+    return StudyLayout(study).run(style, view, fold).dir
+
 
 DESIGN_COLUMNS = [
     "subject",
@@ -277,22 +283,22 @@ def test_cache_key_follows_checkpoint_files(evaluated: tuple[Path, list[str]], t
     """Touching done.json or rewriting best.pt (done.json unchanged) makes the cached results stale."""
     import os
 
-    from iphbench.evaluation.evaluate import _eval_key
+    from iphbench.study.evaluate import _eval_key
 
     study = tmp_path / "study"
     shutil.copytree(evaluated[0], study, ignore=shutil.ignore_patterns("predictions", "eval", "prep"))
     cfg = StudyConfig.load(study / "config.yaml")
-    key = _eval_key(study, cfg)
-    assert _eval_key(study, cfg) == key
+    key = _eval_key(StudyLayout(study), cfg)
+    assert _eval_key(StudyLayout(study), cfg) == key
     done = run_dir(study, "unet", "2DAxi", 1) / "done.json"
     st = done.stat()
     os.utime(done, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
-    touched = _eval_key(study, cfg)
+    touched = _eval_key(StudyLayout(study), cfg)
     assert touched != key
     best = run_dir(study, "fpn", "2DSag", 1) / "best.pt"
     best.write_bytes(best.read_bytes())  # same bytes, new file: what a retrained run leaves
     os.utime(best, ns=(best.stat().st_atime_ns, best.stat().st_mtime_ns + 10**9))
-    assert _eval_key(study, cfg) not in (key, touched)
+    assert _eval_key(StudyLayout(study), cfg) not in (key, touched)
 
 
 def test_missing_runs_are_listed(evaluated: tuple[Path, list[str]], tmp_path: Path) -> None:
@@ -321,35 +327,35 @@ def test_edited_evaluation_settings_re_evaluate_instead_of_refusing(
     evaluated: tuple[Path, list[str]],
 ) -> None:
     """The eval section does not change what was trained: it is keyed by eval/key.json, not study.json."""
-    from iphbench.evaluation.evaluate import _eval_key
-    from iphbench.training.grid import check_study
+    from iphbench.study.evaluate import _eval_key
+    from iphbench.study.grid import check_study
 
     study = evaluated[0]
     cfg = StudyConfig.load(study / "config.yaml")
-    key = _eval_key(study, cfg)
+    key = _eval_key(StudyLayout(study), cfg)
     for change in ({"threshold": 0.3}, {"hd95_when_empty": "exclude"}, {"lesion_min_ml": 0.5}):
         edited = StudyConfig.load(study / "config.yaml")
         for name, value in change.items():
             setattr(edited.eval, name, value)
         assert check_study(study, edited)  # accepted ...
-        assert _eval_key(study, edited) != key  # ... and evaluated again
+        assert _eval_key(StudyLayout(study), edited) != key  # ... and evaluated again
     edited = StudyConfig.load(study / "config.yaml")
     edited.eval.learning_check.min_dice = 0.5  # a banner threshold changes no metric: no re-evaluation
-    assert check_study(study, edited) and _eval_key(study, edited) == key
+    assert check_study(study, edited) and _eval_key(StudyLayout(study), edited) == key
 
 
 def test_default_style_without_metrics_is_a_trained_one(
     evaluated: tuple[Path, list[str]], tmp_path: Path
 ) -> None:
     study = tmp_path / "study"
-    shutil.copytree(evaluated[0], study, ignore=shutil.ignore_patterns("predictions", "eval", "prep"))
-    cfg = StudyConfig.load(study / "config.yaml")
-    assert default_style(study, cfg) == "fpn"  # the paper's best, when trained
+    ignore = shutil.ignore_patterns("predictions", "eval", "prep", "metrics.csv")
+    shutil.copytree(evaluated[0], study, ignore=ignore)
+    assert choose_style(study).style == "fpn"  # the paper's best, when trained
     shutil.rmtree(study / "runs" / "fpn")
-    assert default_style(study, cfg) == "unet"  # never a style that was not trained
+    assert choose_style(study).style == "unet"  # never a style that was not trained
     shutil.rmtree(study / "runs" / "unet")
     with pytest.raises(FileNotFoundError, match="no finished training run"):
-        default_style(study, cfg)
+        choose_style(study)
 
 
 def test_not_a_study_folder(tmp_path: Path) -> None:
@@ -413,7 +419,7 @@ def test_choose_style_validates_against_finished_runs_not_architecture_names(
 
 
 def test_summary_names_each_protocol(evaluated: tuple[Path, list[str]]) -> None:
-    from iphbench.evaluation.summary import summarise
+    from iphbench.study.summary import summarise
 
     m = _metrics(evaluated[0])
     s = summarise(m)

@@ -1,4 +1,4 @@
-"""The "did the models learn?" check (iphbench.evaluation.learning): each rule, its notes, its thresholds."""
+"""The "did the models learn?" check (iphbench.study.learning): each rule, its notes, its thresholds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from iphbench.config import ConfigError, LearningCheckConfig, StudyConfig
-from iphbench.evaluation.learning import check_learning, load_thresholds
+from iphbench.study.learning import check_learning, load_thresholds
 
 
 def _metrics(dice: dict[str, float], fp_ml: dict[str, float] | None = None, n: int = 6) -> pd.DataFrame:

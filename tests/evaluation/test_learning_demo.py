@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from iphbench.evaluation.learning import check_learning
+from iphbench.study.learning import check_learning
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 #: recording → (styles, the floor every style's best 2.5D Dice reached)

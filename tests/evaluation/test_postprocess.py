@@ -10,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from iphbench.evaluation.evaluate import evaluate_study
-from iphbench.evaluation.postprocess import CANDIDATES_ML, choose_min_component_ml, remove_small_components
+from iphbench.masks import remove_small_components
+from iphbench.study.evaluate import evaluate_study
+from iphbench.study.postprocess import CANDIDATES_ML, choose_min_component_ml
 
 
 def test_components_below_the_volume_go_and_26_neighbours_count_as_one() -> None:
@@ -117,7 +118,7 @@ def test_a_fixed_volume_applies_to_every_saved_prediction(tmp_path: Path) -> Non
 
 def test_predict_applies_the_median_of_the_chosen_volumes(both_recipes: Path) -> None:
     from iphbench.config import StudyConfig
-    from iphbench.inference.scan import ScanPredictor, min_component_ml
+    from iphbench.study.predict import ScanPredictor, min_component_ml
 
     cfg = StudyConfig.load(both_recipes / "config.yaml")
     table = json.loads((both_recipes / "eval" / "postprocess.json").read_text())

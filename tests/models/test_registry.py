@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from iphbench.config import MODEL_NAMES
-from iphbench.models import is_model, list_models, register_model
-from iphbench.models._registry import _model_entrypoints, _model_to_module
+from iphbench.config import PAPER_ARCHITECTURES
+from iphbench.models import is_model, list_models, model_info, register_model, unregister_model
 
 
 def test_list_models_pattern() -> None:
@@ -17,8 +16,8 @@ def test_list_models_pattern() -> None:
     assert is_model("fpn") and not is_model("vgg16")
 
 
-def test_registry_agrees_with_the_study_config() -> None:
-    assert sorted(MODEL_NAMES) == list_models()
+def test_the_paper_architectures_are_registered() -> None:
+    assert sorted(PAPER_ARCHITECTURES) == list_models()
 
 
 def test_register_and_duplicate() -> None:
@@ -37,6 +36,22 @@ def test_register_and_duplicate() -> None:
         with pytest.raises(ValueError, match="registered twice"):
             register_model(other)
     finally:
-        _model_entrypoints.pop("tiny_test_model", None)
-        _model_to_module.pop("tiny_test_model", None)
+        unregister_model("tiny_test_model")
     assert "tiny_test_model" not in list_models()
+
+
+def test_a_registration_carries_its_label_colour_and_defaults() -> None:
+    @register_model(label="Tiny Net", colour="#123456", depth=2)
+    def tiny_labelled_model(
+        in_channels: int = 1, classes: int = 1, width: int = 64, depth: int = 1
+    ) -> nn.Module:
+        return nn.Conv2d(in_channels, classes, 1)
+
+    try:
+        info = model_info("tiny_labelled_model")
+        assert (info.label, info.colour, dict(info.defaults)) == ("Tiny Net", "#123456", {"depth": 2})
+        assert info.module == __name__
+    finally:
+        unregister_model("tiny_labelled_model")
+    with pytest.raises(KeyError, match="valid models are"):
+        model_info("tiny_labelled_model")

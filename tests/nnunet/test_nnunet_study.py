@@ -39,8 +39,8 @@ def study(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     from _study import PATCH, VAL_FRACTION, K, _folds_seed, study_dict
     from iphbench.config import PrepConfig, StudyConfig
     from iphbench.preprocessing.store import PatchStore, prepare_store
+    from iphbench.study.grid import run_study
     from iphbench.synth import generate_cohort
-    from iphbench.training.grid import run_study
 
     root = tmp_path_factory.mktemp("nnunet_study")
     cohort = generate_cohort(
@@ -132,9 +132,9 @@ def test_export_is_the_original_scan_in_canonical_order(study: dict[str, Any]) -
 
 @pytest.fixture(scope="module")
 def evaluated(study: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from iphbench.evaluation.evaluate import evaluate_study
     from iphbench.report.html import write_report
     from iphbench.stats.write import write_stats
+    from iphbench.study.evaluate import evaluate_study
 
     out = tmp_path_factory.mktemp("evaluated") / "study"
     shutil.copytree(study["out"], out, symlinks=True)
@@ -220,7 +220,7 @@ def test_predict_a_new_scan_with_the_nnunet_style(study: dict[str, Any], tmp_pat
 
 def test_finished_nnunet_runs_are_not_trained_again(study: dict[str, Any]) -> None:
     from iphbench.config import StudyConfig
-    from iphbench.training.grid import run_study
+    from iphbench.study.grid import run_study
 
     out = study["out"]
     stamps = {p: p.stat().st_mtime_ns for p in (out / "runs").rglob("model.pt")}
@@ -233,7 +233,7 @@ def test_a_fold_resumes_after_training_and_through_ray(study: dict[str, Any], tm
     """An interrupted fold (nnU-Net's final checkpoint written, the run not finished) ends through Ray."""
     pytest.importorskip("ray")
     from iphbench.config import StudyConfig
-    from iphbench.training.grid import run_study
+    from iphbench.study.grid import run_study
 
     out = tmp_path / "study"
     shutil.copytree(study["out"], out, symlinks=True)

@@ -13,8 +13,8 @@ from iphbench.config import ConfigError, FoldsConfig, StudyConfig
 from iphbench.nnunet import NnunetUnavailableError, require_nnunet
 from iphbench.nnunet.export import case_ids
 from iphbench.nnunet.splits import SplitError, held_out_subjects, make_splits, write_splits
+from iphbench.study.grid import StudyError, plan_runs, study_hash
 from iphbench.training.folds import make_folds
-from iphbench.training.grid import StudyError, plan_runs, study_hash
 
 
 def _folds(k: int = 5, n: int = 23) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from iphbench.report._fake_study import FakeStudySpec, make_fake_study
+from _fake_study import FakeStudySpec, make_fake_study
 
 SMALL = FakeStudySpec(sites={"A": 7, "B": 2, "C": 6, "D": 1}, n_free=2, n_volumes=2, seed=5)
 

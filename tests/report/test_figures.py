@@ -10,6 +10,7 @@ import pytest
 
 from iphbench.report.figures import (
     figure_age_vs_f,
+    figure_colour,
     figure_site_boxplots,
     figure_volume_agreement,
     save_figure,
@@ -53,3 +54,11 @@ def test_overlay_figure_picks_large_and_small_and_is_drawn(fake_study: Path, tmp
 def test_volume_log_ratio_is_clipped_and_handles_empty_predictions() -> None:
     r = volume_log_ratio(np.array([0.0, 5.0, 10.0, 100.0]), np.array([5.0, 5.0, 5.0, 5.0]))
     np.testing.assert_allclose(r, [-2.0, 0.0, 1.0, 2.0])
+
+
+def test_styles_take_their_registered_colour_and_others_the_next_default_one() -> None:
+    paper = [figure_colour(s, 0) for s in ("attention_unet", "fpn", "transunet", "unet")]
+    assert paper == ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd"]  # the models' registry (@register_model)
+    # a recipe variant is a column of its own: the default colour of its place, as an nnU-Net or unknown style
+    assert figure_colour("unet+iphbench", 4) == "C4"
+    assert figure_colour("nnunet_3d_fullres", 5) == "C5" and figure_colour("my_style", 2) == "C2"

@@ -92,8 +92,8 @@ def odd_cohort(tmp_path_factory: pytest.TempPathFactory, base_rows: pd.DataFrame
 def trained_study(odd_cohort: Path) -> Path:
     """The odd cohort prepared, trained on 2DAxi (unet, width 4, 1 epoch, 2 folds) and evaluated: the folder."""
     from iphbench.config import StudyConfig
-    from iphbench.evaluation.evaluate import evaluate_study
-    from iphbench.training.grid import run_study
+    from iphbench.study.evaluate import evaluate_study
+    from iphbench.study.grid import run_study
 
     root = odd_cohort.parent
     cfg = StudyConfig.load(tiny_study(root, odd_cohort, out=str(root / "estudo ü")))

@@ -2,15 +2,44 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import nibabel as nib
 import numpy as np
+from typer.testing import CliRunner
+
+from iphbench.cli import app
 
 ODD_ROOT = "Ünïcødé data/säo paulo 1"  # spaces and non-ASCII letters in every path: these must work
 LESION_FREE, ONE_VOXEL = "synth006", "synth005"  # in the odd cohort: no hemorrhage; a one-voxel lesion
 BAD = "synth001"  # the subject whose files each bad-input case replaces
+
+
+RUNNER = CliRunner(env={"COLUMNS": "400", "NO_COLOR": "1"})  # wide: messages stay on one line
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    """Exit code and output (line breaks and runs of spaces folded) of ``iphbench ARGS``.
+
+    An exception that escapes the CLI (a traceback a user would see) fails the calling test.
+    """
+    result = RUNNER.invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise AssertionError(
+            f"{args[0]} raised {result.exception!r} instead of a clear error:\n{result.output}"
+        )
+    return result.exit_code, " ".join(result.output.split())
+
+
+def digests(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``folder``, by relative path (a test can say: no byte changed)."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def write_nifti(path: Path, array: np.ndarray, affine: np.ndarray) -> str:

@@ -74,7 +74,7 @@ def study(trained_study: Path) -> list[str]:
 @pytest.fixture
 def no_models(monkeypatch: pytest.MonkeyPatch) -> None:
     """Loading a model fails the test: a refusal must come before any work."""
-    import iphbench.inference.scan as scan_mod
+    import iphbench.study.predict as scan_mod
 
     def refuse(*args: object, **kwargs: object) -> None:
         raise AssertionError("the models were loaded before the outputs were checked")
@@ -191,7 +191,7 @@ def test_existing_file_not_written_by_predict_needs_overwrite(
     output is then replaced by a re-run without the flag (the stamp says it is ours)."""
     import SimpleITK as sitk
 
-    from iphbench.inference.outputs import written_by_predict
+    from iphbench.study.outputs import written_by_predict
 
     _, mask, affine = ct
     mine = tmp_path / "out" / f"mask{suffix}"
@@ -278,9 +278,9 @@ def test_written_by_predict_reads_only_our_stamp(tmp_path: Path, ct: Ct, base_ro
     """Unstamped, truncated and foreign files (of every suffix predict writes) are never ours."""
     import SimpleITK as sitk
 
-    from iphbench.inference.batch import COLUMNS
-    from iphbench.inference.outputs import TABLE_HEADER, write_prediction_mask, written_by_predict
     from iphbench.io import read_volume
+    from iphbench.study.batch import COLUMNS
+    from iphbench.study.outputs import TABLE_HEADER, write_prediction_mask, written_by_predict
 
     assert COLUMNS[: len(TABLE_HEADER)] == TABLE_HEADER  # the table's stamp: new columns are appended
 
@@ -308,7 +308,7 @@ def test_subjects_differing_only_in_case_get_distinct_outputs(
     tmp_path: Path, base_rows: pd.DataFrame
 ) -> None:
     """On a case-insensitive disk ``CT.nii.gz`` and ``ct.nii.gz`` are one file: one mask would replace the other."""
-    from iphbench.inference.batch import find_inputs
+    from iphbench.study.batch import find_inputs
 
     for sub, name in (("a", "CT"), ("b", "ct"), ("c", "ct_2")):
         (tmp_path / sub).mkdir()
@@ -402,7 +402,7 @@ def test_plausibility_bounds() -> None:
 
 
 def test_collect_warnings_keeps_warnings_only_and_detaches() -> None:
-    from iphbench.inference.batch import collect_warnings
+    from iphbench.study.batch import collect_warnings
 
     logger = logging.getLogger("iphbench")
     handlers, level = list(logger.handlers), logger.level

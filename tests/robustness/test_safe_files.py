@@ -11,22 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from robustness_helpers import tiny_study
-from typer.testing import CliRunner
+from robustness_helpers import invoke, tiny_study
 
 import iphbench
-from iphbench.cli import app
-
-runner = CliRunner(env={"COLUMNS": "400", "NO_COLOR": "1"})
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(
-            f"{args[0]} raised {result.exception!r} instead of a clear error:\n{result.output}"
-        )
-    return result.exit_code, " ".join(result.output.split())
 
 
 def test_checkpoints_load_with_weights_only(trained_study: Path) -> None:

@@ -4,7 +4,6 @@ are damaged, cut, bit-flipped or do not fit their architecture."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -14,32 +13,11 @@ import pandas as pd
 import pytest
 import torch
 import yaml
-from robustness_helpers import tiny_study
-from typer.testing import CliRunner
+from robustness_helpers import digests, invoke, tiny_study
 
-from iphbench.cli import app
 from iphbench.training import checkpoint as ckpt
 
-runner = CliRunner(env={"COLUMNS": "400", "NO_COLOR": "1"})
 RUN = Path("runs") / "unet" / "2DAxi"  # the trained study's runs: unet, 2DAxi, folds 0 and 1
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(
-            f"{args[0]} raised {result.exception!r} instead of a clear error:\n{result.output}"
-        )
-    return result.exit_code, " ".join(result.output.split())
-
-
-def digests(folder: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``folder`` (so a test can say: no byte changed, nothing added)."""
-    return {
-        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(folder.rglob("*"))
-        if p.is_file()
-    }
 
 
 def study_yaml(folder: Path, cohort: Path, **sections: dict[str, Any]) -> Path:
@@ -93,6 +71,15 @@ def test_study_run_refuses_a_bad_number_naming_the_key_and_file(
     assert code == 1 and message in out and str(path) in out, out
     assert "Traceback" not in out
     assert not (tmp_path / "study").exists()  # nothing written, not even the study folder
+
+
+def test_study_run_refuses_an_unknown_model_before_writing(tmp_path: Path, base_cohort: Path) -> None:
+    """Which names exist is the model registry's to say; the grid asks it before its first write."""
+    path = study_yaml(tmp_path, base_cohort, models={"names": ["unet", "resnet"]})
+    code, out = invoke("study", "run", str(path), "--no-progress")
+    assert code == 1 and "unknown models ['resnet']" in out and "valid models are" in out, out
+    assert str(path) in out and "Traceback" not in out
+    assert not (tmp_path / "study").exists()
 
 
 # -- item 6: nothing is written before the inputs are checked -------------------------------------
@@ -298,7 +285,7 @@ def test_the_study_json_of_an_older_hash_is_still_accepted(
     """study.json written before issue 20 hashed the cohort's path too: such a study is accepted
     (and its study.json brought up to date), not refused as "made with a different config"."""
     from iphbench.config import StudyConfig, config_hash
-    from iphbench.training.grid import _hashed_settings, study_hash
+    from iphbench.study.grid import _hashed_settings, study_hash
 
     yaml_path = tiny_study(tmp_path, odd_cohort, out=str(study_copy))
     cfg = StudyConfig.load(yaml_path)

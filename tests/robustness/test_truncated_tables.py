@@ -10,39 +10,16 @@ hemorrhage-free, so a complete table has no ``paper`` row for it: 11 rows).
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from robustness_helpers import LESION_FREE
-from typer.testing import CliRunner
+from robustness_helpers import LESION_FREE, digests, invoke
 
-from iphbench.cli import app
 from iphbench.config import StudyConfig
-from iphbench.evaluation.completeness import subject_rows
 from iphbench.stats import load_metrics
-
-runner = CliRunner(env={"COLUMNS": "400", "NO_COLOR": "1"})
-
-
-def invoke(*args: str) -> tuple[int, str]:
-    result = runner.invoke(app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise AssertionError(
-            f"{args[0]} raised {result.exception!r} instead of a clear error:\n{result.output}"
-        )
-    return result.exit_code, " ".join(result.output.split())
-
-
-def digests(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root``, by relative path."""
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
+from iphbench.study.completeness import subject_rows
 
 
 def read(path: Path | io.BytesIO) -> pd.DataFrame:

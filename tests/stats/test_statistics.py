@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats as sps
 
-from iphbench.report._fake_study import FakeStudySpec, make_fake_study
+from _fake_study import FakeStudySpec, make_fake_study
 from iphbench.stats import (
     POOLED_LEVEL,
     bonferroni,

@@ -14,6 +14,7 @@ import torch
 
 from iphbench.config import ConfigError, FoldsConfig, ModelConfig, StudyConfig, TrainConfig
 from iphbench.preprocessing.store import PatchStore
+from iphbench.study.grid import study_hash
 from iphbench.training import engine as engine_mod
 from iphbench.training import make_folds, train_run
 from iphbench.training.checkpoint import build_model
@@ -27,7 +28,6 @@ from iphbench.training.compiled import (
 )
 from iphbench.training.data import SliceSet
 from iphbench.training.engine import Engine
-from iphbench.training.grid import study_hash
 from iphbench.training.loss import soft_counts
 from iphbench.training.run_files import run_settings
 from iphbench.training.sampling import load_run_slices

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from iphbench.config import StudyConfig
-from iphbench.training import StudyError, run_study
+from iphbench.study.grid import StudyError, run_study
 from iphbench.training.folds import read_folds
 
 
@@ -41,7 +41,7 @@ def test_study_runs_grid_then_skips_finished_runs(make_study: Callable[..., Path
 
 def test_study_refuses_a_different_config(make_study: Callable[..., Path]) -> None:
     cfg = StudyConfig.load(make_study())
-    from iphbench.training.grid import open_study
+    from iphbench.study.grid import open_study
 
     open_study(cfg)
     other = StudyConfig.load(make_study(train={"epochs": 2}))
@@ -81,8 +81,8 @@ def test_ray_executor_on_a_local_instance(make_study: Callable[..., Path]) -> No
 
 def test_two_runs_per_device_train_at_once(make_study: Callable[..., Path]) -> None:
     """runs_per_device=2 on one CPU: two worker processes take the two runs together, both finish."""
-    from iphbench.training.executors import cpu_threads_per_run, job, run_local
-    from iphbench.training.grid import open_study, plan_runs, prepare_study
+    from iphbench.study.executors import cpu_threads_per_run, job, run_local
+    from iphbench.study.grid import open_study, plan_runs, prepare_study
 
     cfg = StudyConfig.load(make_study())
     open_study(cfg)
@@ -102,7 +102,7 @@ def test_two_runs_per_device_train_at_once(make_study: Callable[..., Path]) -> N
     # the cores are shared out, never oversubscribed (2 threads each on 2 cores ran 10x slower)
     assert all(o["torch_threads"] == cpu_threads_per_run(2) for o in outcomes)
     for r in runs:
-        assert (r.run_dir(cfg.out) / "done.json").is_file()
+        assert r.run(cfg.out).done.is_file()
     assert all(o["compile"] == "off" for o in outcomes)  # compile "auto" stays off on the CPU
     assert not (Path(cfg.out) / "cache").exists()
 
@@ -110,10 +110,10 @@ def test_two_runs_per_device_train_at_once(make_study: Callable[..., Path]) -> N
 def test_runs_per_device_is_checked_and_shares_ray_gpus(
     make_study: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from iphbench.training.executors import ray_gpu_share
+    from iphbench.study.executors import ray_gpu_share
 
     assert ray_gpu_share(1) == 1.0 and ray_gpu_share(4) == 0.25
-    from iphbench.training.executors import cpu_threads_per_run
+    from iphbench.study.executors import cpu_threads_per_run
 
     with monkeypatch.context() as m:
         m.setattr("os.cpu_count", lambda: 16)

@@ -21,8 +21,8 @@ def evaluate_cmd(
     from rich.markup import escape
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from iphbench.evaluation.evaluate import EvaluationError, evaluate_study
-    from iphbench.evaluation.summary import learning_panel, study_learning_check, summary_table
+    from iphbench.study.evaluate import EvaluationError, evaluate_study
+    from iphbench.study.summary import learning_panel, study_learning_check, summary_table
     from iphbench.training.checkpoint import CheckpointError
 
     try:

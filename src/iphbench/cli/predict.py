@@ -5,7 +5,7 @@ for a DICOM series). Many: ``iphbench predict A B FOLDER [--manifest cohort.csv]
 --out-dir out`` writes one mask per subject and ``out/predictions.csv`` (docs/predict.md).
 
 No output ever replaces an input, and an existing file that ``iphbench predict`` did not write is
-replaced only with ``--overwrite`` (``iphbench.inference.outputs``); both are checked before any
+replaced only with ``--overwrite`` (``iphbench.study.outputs``); both are checked before any
 model is loaded. Warnings about a scan and implausible predictions are printed in yellow and kept
 in ``predictions.csv``'s ``warnings`` column.
 
@@ -77,7 +77,7 @@ def predict_cmd(
 
     Brain extraction, windowing, every brain patch through the chosen style's fold models, fusion;
     each mask is written in its scan's own grid (or as a DICOM SEG referencing the series)."""
-    from iphbench.inference.batch import FORMATS
+    from iphbench.study.batch import FORMATS
 
     scans = list(scans or [])
     if fmt not in FORMATS:
@@ -86,7 +86,9 @@ def predict_cmd(
         raise fail("say where to write: -o FILE for one scan, or --out-dir FOLDER for several", code=2)
     if output is not None and out_dir is not None:
         raise fail("give -o (one scan) or --out-dir (several scans), not both", code=2)
-    if not (study / "config.yaml").exists():
+    from iphbench.layout import StudyLayout
+
+    if not StudyLayout(study).is_study():
         raise fail(f"{study} is not a study folder (config.yaml is missing)")
     if output is not None:
         _check_single(scans, manifest, output, fmt, probability)
@@ -131,8 +133,8 @@ def _check_single_outputs(
     scan: Path, output: Path, probability: Path | None, summary_png: bool, overwrite: bool
 ) -> None:
     """Refuse (exit 2, before any work) an output that is the scan, or a file we did not write."""
-    from iphbench.inference.batch import summary_path
-    from iphbench.inference.outputs import OutputRefused, check_outputs
+    from iphbench.study.batch import summary_path
+    from iphbench.study.outputs import OutputRefused, check_outputs
 
     planned = [("--output", output)]
     if probability is not None:
@@ -157,7 +159,7 @@ def _warn(text: str, subject: str | None = None) -> None:
 def _load(study: Path, style: str | None, views: str, device: str) -> Any:
     """The study's chosen style, loaded once; bad style/views exit 2, an unusable study 1."""
     from iphbench.config import ConfigError
-    from iphbench.inference.scan import ScanPredictor
+    from iphbench.study.predict import ScanPredictor
 
     try:
         return ScanPredictor(study, style=style, orientation=views, device=device)
@@ -181,7 +183,7 @@ def _predict_single(
 ) -> None:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from iphbench.inference.batch import ScanInput, predict_one, summary_path
+    from iphbench.study.batch import ScanInput, predict_one, summary_path
 
     t_start = time.perf_counter()
     with Progress(
@@ -235,14 +237,14 @@ def _predict_batch(
         TimeRemainingColumn,
     )
 
-    from iphbench.inference.batch import (
+    from iphbench.study.batch import (
         TABLE,
         BatchInputError,
         check_batch_outputs,
         find_inputs,
         predict_many,
     )
-    from iphbench.inference.outputs import OutputRefused
+    from iphbench.study.outputs import OutputRefused
 
     try:
         items = find_inputs(scans, manifest, exclude=out_dir.resolve())

@@ -52,8 +52,8 @@ def study_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress table."),
 ) -> None:
     from iphbench.config import ConfigError, StudyConfig
-    from iphbench.training.executors import ExecutorError
-    from iphbench.training.grid import StudyError, run_study
+    from iphbench.study.executors import ExecutorError
+    from iphbench.study.grid import StudyError, run_study
 
     if executor not in ("local", "ray"):
         raise fail(f"--executor must be 'local' or 'ray', got {executor!r}", code=2)
@@ -61,6 +61,9 @@ def study_cmd(
         raise fail("--address is for the ray executor; add --executor ray", code=2)
     try:
         cfg = StudyConfig.load(study)
+    except (ConfigError, OSError) as exc:
+        raise fail(str(exc)) from None
+    try:
         result = run_study(
             cfg,
             executor=executor,
@@ -72,7 +75,9 @@ def study_cmd(
             progress=progress,
             runs_per_device=runs_per_device,
         )
-    except (ConfigError, StudyError, ExecutorError, OSError, ValueError) as exc:
+    except ConfigError as exc:  # a setting only the registry or the grid can judge (an unknown model)
+        raise fail(f"study file {study}: {exc}") from None
+    except (StudyError, ExecutorError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
     console.print(
         f"study {result.out}: {len(result.done)} trained, {len(result.skipped)} already done, "

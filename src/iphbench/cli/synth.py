@@ -2,11 +2,30 @@
 
 from __future__ import annotations
 
+import csv
+import time
+from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from iphbench.cli._app import app, console, fail
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from iphbench.synth import HardPreset
+
+# the hard preset's per-subject columns summarised after the table: (what, cohort.csv column synth_<col>_ml)
+_HARD_ITEMS = (
+    ("choroid plexus calcification", "choroid_calc"),
+    ("pineal calcification", "pineal_calc"),
+    ("falx calcification", "falx_calc"),
+    ("subdural blood", "subdural"),
+    ("subarachnoid blood", "subarachnoid"),
+    ("intraventricular blood", "intraventricular"),
+)
 
 
 @app.command(
@@ -45,14 +64,22 @@ def synth_cmd(
         "--hard subdural_p=0.5 --hard lesion_hu=none.",
     ),
 ) -> None:
-    import csv
-    import time
-    from collections import Counter
+    knobs = _preset_knobs(subjects, sites, size, preset, hard_options)
+    csv_path, seconds = _generate(out, subjects, sites, seed, size, healthy_fraction, workers, knobs)
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    console.print(_site_table(rows, size, preset))
+    if preset == "hard":
+        console.print(_hard_summary(rows))
+    n_healthy = sum(1 for r in rows if not r["target_ml"])
+    console.print(f"{n_healthy} hemorrhage-free subject(s); wrote {csv_path} in {seconds:.1f} s")
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
-    from iphbench.synth import PRESETS, HardPreset, generate_cohort
+def _preset_knobs(
+    subjects: int, sites: int, size: str, preset: str, hard_options: list[str]
+) -> str | HardPreset:
+    """Check the options (exit code 2 with the reason) and return the preset: its name, or the hard knobs."""
+    from iphbench.synth import PRESETS, HardPreset
     from iphbench.synth.scanner import SIZES
 
     if size not in SIZES:
@@ -77,6 +104,23 @@ def synth_cmd(
         raise fail(
             f"--subjects {subjects} cannot fill --sites {sites}: each site needs at least one subject", code=2
         )
+    return knobs
+
+
+def _generate(
+    out: Path,
+    subjects: int,
+    sites: int,
+    seed: int,
+    size: str,
+    healthy_fraction: float,
+    workers: int,
+    knobs: str | HardPreset,
+) -> tuple[Path, float]:
+    """Write the cohort under a progress bar; return cohort.csv's path and the seconds it took."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from iphbench.synth import generate_cohort
 
     start = time.perf_counter()
     with Progress(
@@ -99,10 +143,13 @@ def synth_cmd(
             preset=knobs,
             progress=lambda _subject: bar.advance(task),
         )
-    seconds = time.perf_counter() - start
+    return csv_path, time.perf_counter() - start
 
-    with open(csv_path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+
+def _site_table(rows: list[dict[str, str]], size: str, preset: str) -> Table:
+    """One row per site: its subjects, scanner profile and range of hemorrhage volumes."""
+    from rich.table import Table
+
     per_site = Counter(r["site"] for r in rows)
     table = Table(
         title=f"synthetic cohort: {len(rows)} subjects, {len(per_site)} sites ({size}, {preset} preset)"
@@ -126,24 +173,15 @@ def synth_cmd(
             first["synth_storage"],
             vol_txt,
         )
-    console.print(table)
-    n_healthy = sum(1 for r in rows if not r["target_ml"])
-    if preset == "hard":
-        has = {
-            name: sum(1 for r in rows if float(r[f"synth_{col}_ml"] or 0) > 0)
-            for name, col in (
-                ("choroid plexus calcification", "choroid_calc"),
-                ("pineal calcification", "pineal_calc"),
-                ("falx calcification", "falx_calc"),
-                ("subdural blood", "subdural"),
-                ("subarachnoid blood", "subarachnoid"),
-                ("intraventricular blood", "intraventricular"),
-            )
-        }
-        juxta = sum(1 for r in rows if r["synth_juxtacortical"] == "1")
-        console.print(
-            "hard preset: "
-            + ", ".join(f"{v} with {k}" for k, v in has.items())
-            + f"; {juxta} juxtacortical bleed(s)"
-        )
-    console.print(f"{n_healthy} hemorrhage-free subject(s); wrote {csv_path} in {seconds:.1f} s")
+    return table
+
+
+def _hard_summary(rows: list[dict[str, str]]) -> str:
+    """How many subjects got each item of the hard preset, and how many juxtacortical bleeds."""
+    has = {name: sum(1 for r in rows if float(r[f"synth_{col}_ml"] or 0) > 0) for name, col in _HARD_ITEMS}
+    juxta = sum(1 for r in rows if r["synth_juxtacortical"] == "1")
+    return (
+        "hard preset: "
+        + ", ".join(f"{v} with {k}" for k, v in has.items())
+        + f"; {juxta} juxtacortical bleed(s)"
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from iphbench.cli._app import app, console, fail
-from iphbench.config import MODEL_NAMES, VIEW_NAMES
+from iphbench.config import PAPER_ARCHITECTURES, VIEW_NAMES
 
 
 @app.command("train", help="Train one model × view × fold run of a study (resumes an unfinished run).")
@@ -23,7 +23,7 @@ def train_cmd(
         "--style",
         "--model",
         "-m",
-        help=f"Style: an architecture ({', '.join(MODEL_NAMES)}; the paper recipe), ARCH+iphbench, or "
+        help=f"Style: a registered architecture ({', '.join(PAPER_ARCHITECTURES)}, ...; the paper recipe), ARCH+iphbench, or "
         "nnunet_3d_fullres / nnunet_2d.",
     ),
     view: str = typer.Option(
@@ -34,7 +34,8 @@ def train_cmd(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a live progress table."),
 ) -> None:
     from iphbench.config import ConfigError, StudyConfig
-    from iphbench.training.grid import StudyError, run_study
+    from iphbench.layout import StudyLayout
+    from iphbench.study.grid import StudyError, run_study
 
     try:
         cfg = StudyConfig.load(study)
@@ -49,15 +50,14 @@ def train_cmd(
         )
     except (ConfigError, StudyError, OSError, ValueError) as exc:
         raise fail(str(exc)) from None
-    run_dir = Path(cfg.out) / "runs" / model / view / f"fold{fold}"
+    run = StudyLayout(cfg.out).run(model, view, fold)
+    run_dir = run.dir
     if result.skipped:
         console.print(f"run {model}/{view}/fold{fold} was already finished: {run_dir}")
         return
     (outcome,) = result.outcomes
     if outcome["status"] != "done":
-        raise fail(
-            f"run {model}/{view}/fold{fold} failed: {outcome.get('error')} (see {run_dir / 'error.txt'})"
-        )
+        raise fail(f"run {model}/{view}/fold{fold} failed: {outcome.get('error')} (see {run.error})")
     if outcome.get("best_val_iou") is None:  # an nnU-Net style: no validation-selected checkpoint
         console.print(f"run {model}/{view}/fold{fold} done: {outcome['epochs_run']} epoch(s) → {run_dir}")
         return

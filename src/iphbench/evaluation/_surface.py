@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 from scipy.ndimage import distance_transform_edt
+from scipy.spatial import KDTree
 
 Method = Literal["auto", "edt", "kdtree"]
 
@@ -119,8 +120,6 @@ def _distances_kdtree(
     surface_to: np.ndarray, surface_from: np.ndarray, spacing: tuple[float, ...]
 ) -> np.ndarray:
     """The same exact distances by a k-d tree over the surface voxels (for sparse, spread-out surfaces)."""
-    from scipy.spatial import KDTree
-
     scale = np.asarray(spacing, dtype=np.float64)
     to_mm = np.argwhere(surface_to) * scale
     from_mm = np.argwhere(surface_from) * scale

@@ -10,14 +10,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from iphbench.evaluation.metrics import STATUSES, SegmentationMetrics, segmentation_metrics
-
-if TYPE_CHECKING:
-    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +92,5 @@ class MetricAccumulator:
         return out
 
     def to_frame(self) -> pd.DataFrame:
-        """The rows as a pandas DataFrame (pandas is imported here, not at module import)."""
-        import pandas as pd
-
+        """The rows as a pandas DataFrame."""
         return pd.DataFrame(self.records())

@@ -35,9 +35,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from iphbench.evaluation.metrics import bounding_box
+from iphbench.masks import label_lesions
 
 #: Default minimum lesion size in mL (``eval.lesion_min_ml``).
 DEFAULT_MIN_LESION_ML = 0.01
@@ -50,20 +50,6 @@ class LesionCounts:
     lesions_ref: int  # reference lesions (components of at least the minimum size)
     lesions_hit: int  # of which overlap a predicted lesion
     lesions_false: int  # predicted lesions that overlap no reference lesion
-
-
-def label_lesions(mask: np.ndarray, voxel_ml: float, min_size_ml: float) -> tuple[np.ndarray, int]:
-    """Connected components (26-connectivity) of at least ``min_size_ml``, labelled 1..n; smaller ones set to 0."""
-    structure = np.ones((3,) * mask.ndim, dtype=bool)
-    labels, n = ndimage.label(mask, structure=structure)
-    if n == 0:
-        return labels, 0
-    sizes = np.bincount(labels.ravel(), minlength=n + 1) * voxel_ml
-    keep = sizes >= min_size_ml
-    keep[0] = False
-    relabel = np.zeros(n + 1, dtype=labels.dtype)
-    relabel[keep] = np.arange(1, int(keep.sum()) + 1)
-    return relabel[labels], int(keep.sum())
 
 
 def lesion_detection(
@@ -114,4 +100,4 @@ def lesion_detection(
     return LesionCounts(n_ref, int(hit), int(n_pred - found))
 
 
-__all__ = ["DEFAULT_MIN_LESION_ML", "LesionCounts", "label_lesions", "lesion_detection"]
+__all__ = ["DEFAULT_MIN_LESION_ML", "LesionCounts", "lesion_detection"]

@@ -17,8 +17,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+
+import matplotlib.pyplot as plt
 import numpy as np
 
+from iphbench._files import atomic_path
 from iphbench.inference.scan import ScanPrediction
 from iphbench.io.volume import Volume
 
@@ -48,15 +54,8 @@ def write_summary_png(
         subject: shown in the title.
         window: HU shown from black to white (the paper's clip range by default).
         metadata: PNG text chunks to add (``iphbench predict`` stamps its images here, so a
-            later run recognises them as its own: ``iphbench.inference.outputs.written_by_predict``).
+            later run recognises them as its own: ``iphbench.study.outputs.written_by_predict``).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from iphbench._files import atomic_path
-
     ct, mask, prob = np.asarray(image.array), np.asarray(result.mask) > 0, np.asarray(result.probability)
     sx, sy, _ = image.spacing
     aspect = sy / sx  # rows of np.rot90(slice) run along y

@@ -8,12 +8,11 @@ from typing import Any
 
 import numpy as np
 
+from iphbench.config import MAX_SPACING_MM, MIN_SPACING_MM
 from iphbench.io.mask import MaskError, binarize_mask, grid_mismatch
 from iphbench.io.read import read_volume
 from iphbench.io.volume import Volume, VolumeReadError
 
-MAX_SPACING_MM = 20.0  # a voxel side above this is not a head CT grid (thick slices are ~5-10 mm)
-MIN_SPACING_MM = 0.05  # a voxel side below this is not a head CT grid either (in-plane is ~0.2-1 mm)
 RAW_MAX = 3000.0  # min >= 0 with max above this looks like raw 0..4095 scanner values without rescale
 AIR_HU = -500.0  # a head CT in HU has air (about -1000) around the head or in the sinuses, below this
 TISSUE_ABOVE_MIN = 50.0  # voxels this far above the scan's minimum are the head (not background)

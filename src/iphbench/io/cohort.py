@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from rich.progress import track
 
 from iphbench.io._checks import check_subject_files
 
@@ -293,8 +294,6 @@ def validate_cohort(
     if check_files and "image" in df.columns:
         indices: Any = range(len(df))
         if progress:
-            from rich.progress import track
-
             indices = track(indices, description="checking scans", total=len(df))
         for i in indices:
             row = df.iloc[i]

@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from iphbench.io._sitk import itk_affine, itk_array
+from iphbench.io.dicom import read_dicom_series
 from iphbench.io.volume import (
     SourceGrid,
     Volume,
@@ -82,8 +83,6 @@ def read_volume(path: str | Path, dtype: type | np.dtype | None = np.float32) ->
     if fmt == "nifti":
         return read_nifti(path, dtype=dtype)
     if fmt == "dicom":
-        from iphbench.io.dicom import read_dicom_series
-
         vol = read_dicom_series(path)
         if dtype is not None:
             vol.array = vol.array.astype(dtype, copy=False)

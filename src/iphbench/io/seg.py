@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from iphbench import __version__
+from iphbench._files import atomic_path
+from iphbench.io._tilt import TiltGrid, to_acquired
 from iphbench.io.volume import Volume
 
 logger = logging.getLogger(__name__)
@@ -51,8 +54,6 @@ def acquired_mask(mask: np.ndarray, like: Volume) -> np.ndarray:
     Slices are in ascending order along the slice normal (SimpleITK's order); for a
     gantry-tilted series each slice is shifted back from the regular grid (nearest neighbour).
     """
-    from iphbench.io._tilt import TiltGrid, to_acquired
-
     data = like.to_source(np.asarray(mask))
     tilt = like.source.meta.get("gantry_tilt")
     if isinstance(tilt, dict):
@@ -104,9 +105,6 @@ def write_dicom_seg(
         SegWriteError: the scan is not a DICOM series, its slices changed since it was read, or
             highdicom is not installed.
     """
-    from iphbench import __version__
-    from iphbench._files import atomic_path
-
     if like.source.format != "dicom" or not like.source.path:
         raise SegWriteError(
             f"a DICOM SEG references the source DICOM series, but {like.source.path} is a "

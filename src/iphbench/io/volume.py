@@ -22,6 +22,9 @@ from typing import Any
 import nibabel as nib
 import numpy as np
 from nibabel import orientations as ornt_mod
+from nibabel.openers import ImageOpener
+
+from iphbench._files import atomic_path
 
 MIN_SLICES = 3
 """Fewest voxels a scan may have along any axis (``check_voxels``).
@@ -196,8 +199,6 @@ def _check_pixdim(img: Any, path: Path) -> None:
     nibabel silently replaces such sizes with 1 mm when loading (a wrong grid: wrong mL and mm),
     so the header is read again as stored, without its fixes.
     """
-    from nibabel.openers import ImageOpener
-
     with ImageOpener(str(path)) as fh:
         raw = type(img.header).from_fileobj(fh, check=False)
     zooms = np.asarray(raw["pixdim"][1:4], dtype=np.float64)
@@ -240,10 +241,8 @@ def write_nifti_like(
         dtype: voxel type written.
         description: the header's ``descrip`` (at most 80 ASCII characters). ``iphbench predict``
             stamps its outputs here so that a later run recognises them as its own and may
-            replace them (``iphbench.inference.outputs.written_by_predict``).
+            replace them (``iphbench.study.outputs.written_by_predict``).
     """
-    from iphbench._files import atomic_path
-
     path = Path(path)
     data = like.to_source(np.asarray(array)).astype(dtype, copy=False)
     img = nib.Nifti1Image(data, like.source.affine)

@@ -25,7 +25,14 @@ from iphbench.models import unet as unet
 from iphbench.models._base import SegmentationModel
 from iphbench.models._factory import create_model
 from iphbench.models._pretrained import adapt_input_conv, load_vgg16_weights
-from iphbench.models._registry import is_model, list_models, register_model
+from iphbench.models._registry import (
+    ModelInfo,
+    is_model,
+    list_models,
+    model_info,
+    register_model,
+    unregister_model,
+)
 from iphbench.models.attention_unet import AttentionGate, AttentionUNet
 from iphbench.models.fpn import FPN
 from iphbench.models.transunet import TransUNet
@@ -36,6 +43,7 @@ __all__ = [
     "FPN",
     "AttentionGate",
     "AttentionUNet",
+    "ModelInfo",
     "SegmentationModel",
     "TransUNet",
     "UNet",
@@ -45,5 +53,7 @@ __all__ = [
     "is_model",
     "list_models",
     "load_vgg16_weights",
+    "model_info",
     "register_model",
+    "unregister_model",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from iphbench.models._base import SegmentationModel
-from iphbench.models._registry import model_entrypoint
+from iphbench.models._registry import model_entrypoint, model_info
 
 
 def create_model(
@@ -40,6 +40,7 @@ def create_model(
         (16, 'unet')
     """
     fn = model_entrypoint(name)
+    kwargs = {**model_info(name).defaults, **kwargs}  # the registration's defaults, unless given
     if isinstance(width, bool) or not isinstance(width, int) or width < 1:
         raise ValueError(f"width must be a positive integer (64 = the paper's VGG16), got {width!r}")
     try:

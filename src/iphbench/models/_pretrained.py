@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from iphbench.models._blocks import init_weights
 from iphbench.models.vgg16 import VGG16_BLOCKS, VGG16Encoder
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,6 @@ def build_vgg16_encoder(
     in_channels: int, width: int, batch_norm: bool, pretrained: str | Path | None
 ) -> VGG16Encoder:
     """A VGG16 encoder, randomly initialised or filled from a local ImageNet file."""
-    from iphbench.models._blocks import init_weights
-
     encoder = VGG16Encoder(in_channels=in_channels, width=width, batch_norm=batch_norm)
     init_weights(encoder)
     if pretrained is not None:

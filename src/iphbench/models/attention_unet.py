@@ -88,7 +88,7 @@ class AttentionUNet(UNet):
         ]
 
 
-@register_model
+@register_model(label="Attention U-Net", colour="#1f77b4")
 def attention_unet(
     in_channels: int = 1, classes: int = 1, width: int = 64, **kwargs: object
 ) -> AttentionUNet:

@@ -105,7 +105,7 @@ class FPN(SegmentationModel):
         return F.interpolate(self.head(merged), scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
-@register_model
+@register_model(label="FPN", colour="#ff7f0e")
 def fpn(in_channels: int = 1, classes: int = 1, width: int = 64, **kwargs: object) -> FPN:
     """FPN (Lin 2017) with the panoptic-FPN head (Kirillov 2019) on a VGG16 encoder; see :class:`FPN`."""
     return FPN(in_channels, classes, width, **kwargs)  # type: ignore[arg-type]

@@ -178,7 +178,7 @@ class TransUNet(SegmentationModel):
         return self.head(y)
 
 
-@register_model
+@register_model(label="Trans U-Net", colour="#2ca02c")
 def transunet(in_channels: int = 1, classes: int = 1, width: int = 64, **kwargs: object) -> TransUNet:
     """TransUNet (Chen 2021) with a VGG16 encoder; see :class:`TransUNet`."""
     return TransUNet(in_channels, classes, width, **kwargs)  # type: ignore[arg-type]

@@ -122,7 +122,7 @@ class UNet(SegmentationModel):
         return self.head(self.decoder(self.encoder(x)))
 
 
-@register_model
+@register_model(label="U-Net", colour="#9467bd")
 def unet(in_channels: int = 1, classes: int = 1, width: int = 64, **kwargs: object) -> UNet:
     """U-Net (Ronneberger 2015) with a VGG16 encoder; see :class:`UNet`."""
     return UNet(in_channels, classes, width, **kwargs)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ the paper's 2D models (docs/nnunet.md). The stages follow the data's path:
   then predict the fold's test subjects;
 * :mod:`~iphbench.nnunet.predict`: a trained fold ensemble on any scan (``iphbench predict``).
 
-Scoring is iphbench's own (``iphbench.evaluation.evaluate``): the `full` protocol keeps the
+Scoring is iphbench's own (``iphbench.study.evaluate``): the `full` protocol keeps the
 prediction inside the brain mask, the `paper` protocol inside the subject's lesion patches.
 
 nnunetv2 is the optional extra ``iphbench[nnunet]``; nothing here imports it at module level,
@@ -26,12 +26,13 @@ from __future__ import annotations
 import importlib.metadata
 from pathlib import Path
 
-from iphbench.styles import NNUNET_ORIENTATIONS, NNUNET_STYLES
-
-#: nnU-Net configuration trained for each reference style.
+#: nnU-Net configuration trained for each reference style (the styles ``models.names`` accepts).
 CONFIGURATIONS: dict[str, str] = {"nnunet_2d": "2d", "nnunet_3d_fullres": "3d_fullres"}
-#: ``orientation`` of a style's rows in metrics.csv and its folder under ``runs/<style>/``.
-ORIENTATIONS: dict[str, str] = NNUNET_ORIENTATIONS
+#: ``orientation`` of a style's rows in metrics.csv and its folder under ``runs/<style>/``: it
+#: predicts the volume itself (3D network, or 2D network slice by slice), not per view and fused.
+ORIENTATIONS: dict[str, str] = {"nnunet_2d": "2D", "nnunet_3d_fullres": "3D"}
+#: Each reference style's name in tables and figures.
+LABELS: dict[str, str] = {"nnunet_2d": "nnU-Net 2d", "nnunet_3d_fullres": "nnU-Net 3d_fullres"}
 #: nnU-Net's dataset id and name inside the study's own nnU-Net folders (never the user's).
 DATASET_ID = 501
 DATASET_NAME = f"Dataset{DATASET_ID:03d}_iphbench"
@@ -72,7 +73,7 @@ def nnunet_version() -> str | None:
 
 def is_nnunet_style(name: str) -> bool:
     """True for ``nnunet_2d`` and ``nnunet_3d_fullres``."""
-    return name in NNUNET_STYLES
+    return name in CONFIGURATIONS
 
 
 def orientation_of(style: str) -> str:
@@ -94,6 +95,7 @@ __all__ = [
     "CONFIGURATIONS",
     "DATASET_ID",
     "DATASET_NAME",
+    "LABELS",
     "ORIENTATIONS",
     "PLANS",
     "NnunetUnavailableError",

@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+import torch
+
 from iphbench.nnunet import DATASET_NAME, nnunet_root
 
 
@@ -69,8 +72,6 @@ def nnunet_environment(
             nnU-Net's default.
         log_path: append nnU-Net's printed output to this file instead of the console.
     """
-    import matplotlib
-    import torch
 
     where = folders(study_dir)
     values = {

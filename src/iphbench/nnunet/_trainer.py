@@ -19,14 +19,13 @@ own trainer classes; prediction rebuilds the network through ``nnUNetTrainer``'s
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from iphbench._files import atomic_write_json
+from iphbench.nnunet.run import write_status
 
 
 class IphbenchTrainer(nnUNetTrainer):
@@ -43,13 +42,6 @@ class IphbenchTrainer(nnUNetTrainer):
         super().on_epoch_end()  # increments current_epoch
         if self.status_path is not None:
             write_status(self.status_path, "running", "train", int(self.current_epoch), int(self.num_epochs))
-
-
-def write_status(path: Path, state: str, stage: str, epoch: int, epochs: int) -> None:
-    """``status.json`` in the fields the progress table reads (no validation IoU: nnU-Net selects none)."""
-    atomic_write_json(
-        path, {"state": state, "stage": stage, "epoch": epoch, "epochs": epochs, "time": time.time()}
-    )
 
 
 def build_trainer(
@@ -92,4 +84,4 @@ def trained_weights(trainer: IphbenchTrainer) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
 
 
-__all__ = ["IphbenchTrainer", "build_trainer", "trained_weights", "write_status"]
+__all__ = ["IphbenchTrainer", "build_trainer", "trained_weights"]

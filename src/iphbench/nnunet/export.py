@@ -25,10 +25,12 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pandas as pd
 
 from iphbench._files import atomic_path, atomic_write_text
+from iphbench.io import read_mask, read_volume
 from iphbench.nnunet._env import folders
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,6 @@ def export_dataset(
     Returns:
         ``{subject: case}`` of the exported (labelled) subjects. Cases already written are kept.
     """
-    from iphbench.io import read_mask, read_volume
 
     root = folders(study_dir).dataset_raw
     (root / "imagesTr").mkdir(parents=True, exist_ok=True)
@@ -139,8 +140,6 @@ def _image_array(hu: np.ndarray) -> np.ndarray:
 
 
 def _write_canonical(array: np.ndarray, affine: np.ndarray, path: Path) -> None:
-    import nibabel as nib
-
     img = nib.Nifti1Image(array, affine)
     img.set_qform(affine, code=1)
     img.set_sform(affine, code=1)

@@ -28,7 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from iphbench._device import resolve_device
+from iphbench.inference.scan import ScanPrediction
+from iphbench.layout import StudyLayout
 from iphbench.nnunet import orientation_of, require_nnunet
+from iphbench.preprocessing import prepare_volume, restore
+from iphbench.training.checkpoint import load_checkpoint
+from iphbench.views import FUSED
 
 MODEL_FILE = "model.pt"
 
@@ -44,8 +50,8 @@ class NnunetModel:
 
 def finished_folds(study_dir: str | Path, style: str) -> list[Path]:
     """Run folders of ``style`` whose ``done.json`` exists (``runs/<style>/<3D|2D>/fold<k>``), fold order."""
-    base = Path(study_dir) / "runs" / style / orientation_of(style)
-    return sorted((p.parent for p in base.glob("fold*/done.json")), key=lambda p: int(p.name[4:]))
+    runs = StudyLayout(study_dir).finished_runs(style, orientation_of(style))
+    return [r.dir for r in sorted(runs, key=lambda r: r.fold)]
 
 
 def load_nnunet(run_dirs: Sequence[Path], device: str | torch.device, mirroring: bool = True) -> NnunetModel:
@@ -55,8 +61,6 @@ def load_nnunet(run_dirs: Sequence[Path], device: str | torch.device, mirroring:
     from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
     from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
     from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
-
-    from iphbench.training.checkpoint import load_checkpoint
 
     if not run_dirs:
         raise FileNotFoundError("no finished nnU-Net fold to predict with; run 'iphbench study run' first")
@@ -109,7 +113,7 @@ def predict_scan_nnunet(
     device: str | torch.device = "auto",
     on_step: Callable[[str], None] | None = None,
     model: NnunetModel | None = None,
-) -> Any:
+) -> ScanPrediction:
     """``iphbench predict`` for an nnU-Net style: the fold ensemble, then the brain mask, as the `full` protocol scores.
 
     Args:
@@ -125,23 +129,17 @@ def predict_scan_nnunet(
     Returns:
         An :class:`iphbench.inference.scan.ScanPrediction`.
     """
-    from iphbench.config import StudyConfig
-    from iphbench.inference import resolve_device
-    from iphbench.inference.scan import ScanPrediction
-    from iphbench.preprocessing import prepare_volume, restore
-    from iphbench.views import FUSED
-
     own = orientation_of(style)
     if orientation not in (None, FUSED, own):
         raise ValueError(f"{style} predicts the volume as {own}; choose --views {own} (or leave the default)")
-    study_dir = Path(study_dir)
-    cfg = StudyConfig.load(study_dir / "config.yaml")
+    layout = StudyLayout(study_dir)
+    cfg = layout.config()
     step = on_step or (lambda _name: None)
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
     if model is None:
         model = load_nnunet(
-            finished_folds(study_dir, style), resolve_device(str(device)), cfg.nnunet.test_time_mirroring
+            finished_folds(layout.root, style), resolve_device(str(device)), cfg.nnunet.test_time_mirroring
         )
     seconds["load_models"] = time.perf_counter() - t0
     step("models loaded")

@@ -27,15 +27,18 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
+from iphbench._device import resolve_device
 from iphbench._files import atomic_write_json
 from iphbench.config import StudyConfig
+from iphbench.io import read_mask, read_volume, write_mask_like
+from iphbench.layout import RunLayout, StudyLayout
 from iphbench.nnunet import (
     DEFAULT_EPOCHS,
     DEFAULT_ITERATIONS,
@@ -46,6 +49,9 @@ from iphbench.nnunet import (
 )
 from iphbench.nnunet._env import folders, nnunet_environment
 from iphbench.nnunet.predict import MODEL_FILE, load_nnunet, predict_volume
+from iphbench.preprocessing.store import PatchStore
+from iphbench.training.checkpoint import load_checkpoint, save_checkpoint, seal_checkpoint
+from iphbench.training.folds import fold_subjects, read_folds
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,34 @@ def settings_of(config: StudyConfig) -> dict[str, Any]:
     }
 
 
+def write_status(path: Path, state: str, stage: str, epoch: int, epochs: int) -> None:
+    """``status.json`` in the fields the progress table reads (no validation IoU: nnU-Net selects none)."""
+    atomic_write_json(
+        path, {"state": state, "stage": stage, "epoch": epoch, "epochs": epochs, "time": time.time()}
+    )
+
+
+@dataclass(frozen=True)
+class _Fold:
+    """What one fold of a reference style trains and predicts with."""
+
+    config: StudyConfig
+    style: str
+    fold: int
+    run: RunLayout
+    configuration: str  # nnU-Net's configuration (3d_fullres, 2d)
+    settings: dict[str, Any]  # epochs and iterations (:func:`settings_of`)
+    device: torch.device
+    plans_file: Path  # the study's nnU-Net plans
+    plans: dict[str, Any]
+    dataset_json: dict[str, Any]
+    fold_dir: Path  # nnU-Net's own training folder of this fold
+
+    @property
+    def model_path(self) -> Path:
+        return self.run.dir / MODEL_FILE
+
+
 def run_nnunet_fold(config: StudyConfig, style: str, fold: int, run_dir: Path, device: str) -> dict[str, Any]:
     """Train fold ``fold`` of ``style`` (unless finished), predict its test subjects, write ``done.json``.
 
@@ -68,19 +102,28 @@ def run_nnunet_fold(config: StudyConfig, style: str, fold: int, run_dir: Path, d
     Returns:
         The content of ``done.json``.
     """
-    from iphbench.inference import resolve_device
-    from iphbench.io import read_volume, write_mask_like
-    from iphbench.nnunet._trainer import build_trainer, trained_weights, write_status
-    from iphbench.training.checkpoint import load_checkpoint, save_checkpoint, seal_checkpoint
-    from iphbench.training.folds import fold_subjects, read_folds
-
     version = require_nnunet()
-    study = Path(config.out)
-    where = folders(study)
+    f = _open_fold(config, style, fold, run_dir, device)
+    seconds: dict[str, float] = {}
+    with nnunet_environment(Path(config.out), config.nnunet.augmentation_workers, f.run.dir / "nnunet.log"):
+        t0 = time.perf_counter()
+        if not f.model_path.is_file():
+            _train(f)
+        seconds["train"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        test = _predict_test_subjects(f)
+        seconds["predict"] = round(time.perf_counter() - t0, 2)
+    seal_checkpoint(f.model_path)  # final: model.pt.sha256 lists exactly its digest (checked by every load)
+    done = _done_record(f, version, test, seconds)
+    write_status(f.run.status, "done", "done", f.settings["epochs"], f.settings["epochs"])
+    atomic_write_json(f.run.done, done)
+    return done
+
+
+def _open_fold(config: StudyConfig, style: str, fold: int, run_dir: Path, device: str) -> _Fold:
+    """The fold's settings, plans and folders; refuses a study whose nnU-Net dataset is not prepared."""
+    where = folders(Path(config.out))
     configuration = configuration_of(style)
-    settings = settings_of(config)
-    dev = resolve_device(device)
-    status = run_dir / "status.json"
     plans_file = where.dataset_preprocessed / f"{PLANS}.json"
     if not (where.dataset_preprocessed / "splits_final.json").is_file() or not plans_file.is_file():
         raise FileNotFoundError(
@@ -89,111 +132,104 @@ def run_nnunet_fold(config: StudyConfig, style: str, fold: int, run_dir: Path, d
         )
     plans = json.loads(plans_file.read_text(encoding="utf-8"))
     dataset_json = json.loads((where.dataset_preprocessed / "dataset.json").read_text(encoding="utf-8"))
-    seconds: dict[str, float] = {}
-    t0 = time.perf_counter()
-    with nnunet_environment(study, config.nnunet.augmentation_workers, run_dir / "nnunet.log"):
-        fold_dir = (
-            where.results
-            / plans["dataset_name"]
-            / f"IphbenchTrainer__{PLANS}__{configuration}"
-            / f"fold_{fold}"
-        )
-        final, latest = fold_dir / "checkpoint_final.pth", fold_dir / "checkpoint_latest.pth"
-        model_path = run_dir / MODEL_FILE
-        if not model_path.is_file():
-            if (
-                final.is_file()
-            ):  # trained before an interruption; nnU-Net's own checkpoint, written by this study
-                checkpoint = torch.load(final, map_location="cpu", weights_only=False)
-                weights, mirror_axes = (
-                    checkpoint["network_weights"],
-                    checkpoint["inference_allowed_mirroring_axes"],
-                )
-                epochs_run = int(checkpoint["current_epoch"])
-            else:
-                trainer = build_trainer(
-                    plans, configuration, fold, dataset_json, dev, settings["epochs"],
-                    settings["iterations_per_epoch"], settings["val_iterations_per_epoch"],
-                    continue_training=latest.is_file(), status_path=status,
-                )  # fmt: skip
-                if latest.is_file():
-                    trainer.load_checkpoint(str(latest))
-                    log.info("%s fold %d: resuming nnU-Net at epoch %d", style, fold, trainer.current_epoch)
-                write_status(status, "running", "train", int(trainer.current_epoch), settings["epochs"])
-                trainer.run_training()
-                weights, mirror_axes = trained_weights(trainer), trainer.inference_allowed_mirroring_axes
-                epochs_run = int(trainer.current_epoch)
-                del trainer
-            save_checkpoint(
-                model_path,
-                {
-                    "network_weights": weights,
-                    "configuration": configuration,
-                    "mirror_axes": None if mirror_axes is None else [int(a) for a in mirror_axes],
-                    "epochs": epochs_run,
-                },
-            )
-            shutil.copyfile(plans_file, run_dir / "plans.json")
-            shutil.copyfile(where.dataset_preprocessed / "dataset.json", run_dir / "dataset.json")
-        seconds["train"] = round(time.perf_counter() - t0, 2)
+    fold_dir = (
+        where.results / plans["dataset_name"] / f"IphbenchTrainer__{PLANS}__{configuration}" / f"fold_{fold}"
+    )
+    run = RunLayout(Path(run_dir), style, Path(run_dir).parent.name, int(fold))
+    return _Fold(config, style, int(fold), run, configuration, settings_of(config), resolve_device(device),
+                 plans_file, plans, dataset_json, fold_dir)  # fmt: skip
 
-        t0 = time.perf_counter()
-        folds = read_folds(study / "folds.csv")
-        test = fold_subjects(folds, fold, "test")
-        subjects = _subjects(study)
-        (run_dir / "test").mkdir(exist_ok=True)
-        todo = [s for s in test if not (run_dir / "test" / f"{s}.nii.gz").is_file()]
-        write_status(status, "running", "predict", settings["epochs"], settings["epochs"])
-        if todo:
-            model = load_nnunet([run_dir], dev, config.nnunet.test_time_mirroring)
-            for subject in todo:
-                image = read_volume(str(subjects.loc[subject, "image"]))
-                mask, _ = predict_volume(model, image)
-                write_mask_like(mask, image, run_dir / "test" / f"{subject}.nii.gz")
-        seconds["predict"] = round(time.perf_counter() - t0, 2)
 
-    seal_checkpoint(model_path)  # final: model.pt.sha256 lists exactly its digest (checked by every load)
-    epochs_done = int(load_checkpoint(model_path).get("epochs", -1))
-    done = {
-        "style": style,
-        "configuration": configuration,
-        "fold": int(fold),
+def _train(f: _Fold) -> None:
+    """Train the fold with nnU-Net (or take its final checkpoint from before an interruption) and
+    keep the weights as ``model.pt`` beside the plans and dataset description they need."""
+    final, latest = f.fold_dir / "checkpoint_final.pth", f.fold_dir / "checkpoint_latest.pth"
+    if final.is_file():  # trained before an interruption; nnU-Net's own checkpoint, written by this study
+        checkpoint = torch.load(final, map_location="cpu", weights_only=False)
+        weights, mirror_axes = checkpoint["network_weights"], checkpoint["inference_allowed_mirroring_axes"]
+        epochs_run = int(checkpoint["current_epoch"])
+    else:
+        from iphbench.nnunet._trainer import build_trainer, trained_weights  # imports nnunetv2
+
+        s = f.settings
+        trainer = build_trainer(
+            f.plans, f.configuration, f.fold, f.dataset_json, f.device, s["epochs"], s["iterations_per_epoch"],
+            s["val_iterations_per_epoch"], continue_training=latest.is_file(), status_path=f.run.status,
+        )  # fmt: skip
+        if latest.is_file():
+            trainer.load_checkpoint(str(latest))
+            log.info("%s fold %d: resuming nnU-Net at epoch %d", f.style, f.fold, trainer.current_epoch)
+        write_status(f.run.status, "running", "train", int(trainer.current_epoch), s["epochs"])
+        trainer.run_training()
+        weights, mirror_axes = trained_weights(trainer), trainer.inference_allowed_mirroring_axes
+        epochs_run = int(trainer.current_epoch)
+        del trainer
+    save_checkpoint(
+        f.model_path,
+        {
+            "network_weights": weights,
+            "configuration": f.configuration,
+            "mirror_axes": None if mirror_axes is None else [int(a) for a in mirror_axes],
+            "epochs": epochs_run,
+        },
+    )
+    shutil.copyfile(f.plans_file, f.run.dir / "plans.json")
+    shutil.copyfile(f.plans_file.parent / "dataset.json", f.run.dir / "dataset.json")
+
+
+def _predict_test_subjects(f: _Fold) -> list[str]:
+    """Predict the fold's test subjects not predicted yet into ``test/<subject>.nii.gz``; all of them."""
+    layout = StudyLayout(f.config.out)
+    test = fold_subjects(read_folds(layout.folds_csv), f.fold, "test")
+    subjects = PatchStore(layout.prep).subjects_table.set_index("subject")
+    (f.run.dir / "test").mkdir(exist_ok=True)
+    todo = [s for s in test if not _test_path(f.run.dir, s).is_file()]
+    write_status(f.run.status, "running", "predict", f.settings["epochs"], f.settings["epochs"])
+    if todo:
+        model = load_nnunet([f.run.dir], f.device, f.config.nnunet.test_time_mirroring)
+        for subject in todo:
+            image = read_volume(str(subjects.loc[subject, "image"]))
+            mask, _ = predict_volume(model, image)
+            write_mask_like(mask, image, _test_path(f.run.dir, subject))
+    return test
+
+
+def _done_record(f: _Fold, version: str, test: list[str], seconds: dict[str, float]) -> dict[str, Any]:
+    """``done.json``: what the fold was trained and scored with, for the report (``report.references``)."""
+    config = f.plans["configurations"][f.configuration]
+    return {
+        "style": f.style,
+        "configuration": f.configuration,
+        "fold": f.fold,
         "nnunetv2": version,
         "nnunetv2_trainer": "IphbenchTrainer (nnUNetTrainer; status.json, no checkpoint_best)",
         "plans": PLANS,
         "checkpoint": "final",
-        **settings,
-        "epochs_run": epochs_done,
-        "train_on_val": config.nnunet.train_on_val,
-        "test_time_mirroring": config.nnunet.test_time_mirroring,
-        "patch_size": plans["configurations"][configuration].get("patch_size"),
-        "batch_size": plans["configurations"][configuration].get("batch_size"),
-        "spacing": plans["configurations"][configuration].get("spacing"),
+        **f.settings,
+        "epochs_run": int(load_checkpoint(f.model_path).get("epochs", -1)),
+        "train_on_val": f.config.nnunet.train_on_val,
+        "test_time_mirroring": f.config.nnunet.test_time_mirroring,
+        "patch_size": config.get("patch_size"),
+        "batch_size": config.get("batch_size"),
+        "spacing": config.get("spacing"),
         "test_subjects": test,
-        "device": str(dev),
+        "device": str(f.device),
         "seconds": seconds,
-        "nnunet_fold_dir": str(fold_dir),
+        "nnunet_fold_dir": str(f.fold_dir),
     }
-    write_status(status, "done", "done", settings["epochs"], settings["epochs"])
-    atomic_write_json(run_dir / "done.json", done)
-    return done
 
 
-def _subjects(study: Path) -> pd.DataFrame:
-    from iphbench.preprocessing.store import PatchStore
-
-    return PatchStore(study / "prep").subjects_table.set_index("subject")
+def _test_path(run_dir: Path, subject: str) -> Path:
+    return Path(run_dir) / "test" / f"{subject}.nii.gz"
 
 
 def read_test_prediction(run_dir: Path, subject: str, like: Any) -> np.ndarray:
     """The fold's saved prediction of ``subject`` as a canonical bool array on ``like``'s grid."""
-    from iphbench.io import read_mask
-
-    path = Path(run_dir) / "test" / f"{subject}.nii.gz"
+    path = _test_path(run_dir, subject)
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: the nnU-Net run {run_dir} did not predict {subject}")
     pred = read_mask(path, like=like)
     return np.asarray(pred.array, dtype=bool)
 
 
-__all__ = ["read_test_prediction", "run_nnunet_fold", "settings_of"]
+__all__ = ["read_test_prediction", "run_nnunet_fold", "settings_of", "write_status"]

@@ -19,8 +19,10 @@ import pandas as pd
 
 from iphbench._files import atomic_save_npy, atomic_write_json, atomic_write_text
 from iphbench.config import PrepConfig, _from_dict
+from iphbench.io import read_mask, read_volume
 from iphbench.io.cohort import subject_id_problem
 from iphbench.preprocessing.patching import patch_counts, patch_origins
+from iphbench.preprocessing.pipeline import prepare_volume
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +137,6 @@ def prepare_subject(
 
 
 def _prepare(row: dict[str, Any], root: Path, cfg: PrepConfig, config_hash: str) -> dict[str, Any]:
-    from iphbench.io import read_mask, read_volume
-    from iphbench.preprocessing.pipeline import prepare_volume
-
     subject = check_subject_id(str(row["subject"]))
     folder = subject_dir(root, subject)
     folder.mkdir(parents=True, exist_ok=True)

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 from scipy import ndimage
 
@@ -292,8 +293,6 @@ def synthstrip_brain_mask(
     The CT is clipped to a brain window (:data:`SYNTHSTRIP_WINDOW`) before SynthStrip sees it,
     the usual way of adjusting the MRI-trained network to CT.
     """
-    import nibabel as nib
-
     exe = shutil.which(command)
     if exe is None:
         raise BrainExtractionError(

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from iphbench import __version__
 from iphbench._files import atomic_write_json, atomic_write_text
@@ -414,8 +415,6 @@ class _progress_bar:
     def __enter__(self) -> Callable[[], None]:
         if not self.enabled:
             return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
         self._progress = Progress(
             TextColumn("preparing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=False
         )

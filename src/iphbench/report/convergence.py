@@ -10,15 +10,22 @@ Everything is read from the runs' ``history.csv`` and ``done.json``.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
 
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
 
+from iphbench.layout import StudyLayout
+from iphbench.report.figures import embedded_png, save_figure
+from iphbench.study.postprocess import PostprocessTable
 from iphbench.styles import ordered_style_names, parse_style, style_label
 from iphbench.views import VIEWS
 
@@ -35,21 +42,14 @@ def load_histories(study: Path) -> pd.DataFrame:
     they can be derived and left empty otherwise.
     """
     frames = []
-    for path in sorted(Path(study).glob("runs/*/*/fold*/history.csv")):
-        try:
-            h = pd.read_csv(path)
-        except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
-            log.warning("history %s not read: %s", path, exc)
+    for run, h in StudyLayout(study).histories():
+        if h is None:
             continue
-        if h.empty:
-            continue
-        style, view, fold = path.parts[-4], path.parts[-3], int(path.parts[-2][4:])
-        done = path.parent / "done.json"
-        info = json.loads(done.read_text(encoding="utf-8")) if done.exists() else {}
-        recipe = parse_style(style).recipe
-        h["style"], h["view"], h["fold"], h["recipe"] = style, view, fold, recipe
+        info = run.read_done()
+        recipe = parse_style(run.style).recipe
+        h["style"], h["view"], h["fold"], h["recipe"] = run.style, run.view, run.fold, recipe
         h["select_on"] = info.get("select_on", "subject_dice" if recipe == "iphbench" else "iou")
-        h["finished"] = done.exists()
+        h["finished"] = run.finished
         frames.append(h)
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
@@ -94,11 +94,9 @@ def run_table(histories: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def figure_learning_curves(histories: pd.DataFrame) -> Any:
+def figure_learning_curves(histories: pd.DataFrame) -> Figure:
     """Loss (training solid, validation dashed; left axis) and validation score (right axis) per
     epoch for every style (rows) and view (columns); one line per fold."""
-    import matplotlib.pyplot as plt
-
     styles = ordered_style_names(histories["style"].unique())
     views = [v for v in VIEWS if v in set(histories["view"])] or sorted(set(histories["view"]))
     fig, axes = plt.subplots(len(styles), len(views), figsize=(3.6 * len(views), 2.6 * len(styles)),
@@ -136,8 +134,6 @@ def convergence_html(study: Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
 
     Returns ("", []) when the study has no run histories (e.g. a metrics.csv from elsewhere).
     """
-    from iphbench.report.figures import save_figure
-
     histories = load_histories(study)
     if histories.empty:
         return "", []
@@ -177,10 +173,8 @@ def convergence_html(study: Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
     try:
         png = save_figure(figure_learning_curves(histories), Path(study) / "figures", "learning_curves",
                           formats=formats)[0]  # fmt: skip
-        from iphbench.report.html import _img
-
         h.append(
-            f"<figure>{_img(png)}<figcaption>Learning curves per style (rows) and view (columns), one line per fold, "
+            f"<figure>{embedded_png(png)}<figcaption>Learning curves per style (rows) and view (columns), one line per fold, "
             "against optimiser steps: training loss (solid blue) and validation loss (dashed blue) on the left axis, "
             "the validation score each run selects on (green: IoU for the paper recipe, mean per-subject Dice for the "
             "iphbench recipe) on the right axis.</figcaption></figure>"
@@ -193,9 +187,7 @@ def convergence_html(study: Path, formats: tuple[str, ...] = ("png", "pdf")) -> 
 
 
 def _postprocess_html(study: Path) -> str:
-    from iphbench.evaluation.postprocess import PostprocessTable
-
-    path = study / "eval" / "postprocess.json"
+    path = StudyLayout(study).postprocess_json
     if not path.exists():
         return ""
     chosen = PostprocessTable(path).summary()

@@ -7,11 +7,14 @@
   Bland-Altman (mean vs difference, bias and bias ± 1.96 sd).
 
 Every figure is a pure function of the metrics table returning a ``Figure``; :func:`save_figure`
-writes it as PNG and PDF.
+writes it as PNG and PDF and :func:`embedded_png` puts a PNG into the report. A style's colour is its
+architecture's registered colour (:func:`iphbench.styles.style_colour`), else matplotlib's next one.
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import logging
 from pathlib import Path
 
@@ -26,15 +29,27 @@ from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from iphbench._files import atomic_path
 from iphbench.stats.agreement import volume_agreement
 from iphbench.stats.metrics_table import at_orientation, display_name, ordered_styles
+from iphbench.styles import parse_style, style_colour
 
 log = logging.getLogger(__name__)
 
 #: red (under-estimated) → green (correct) → blue (over-estimated), as the paper's Fig. 2.
 VOLUME_CMAP = LinearSegmentedColormap.from_list("under_correct_over", ["#d32f2f", "#43a047", "#1e88e5"])
-STYLE_COLOURS = {"attention_unet": "#1f77b4", "fpn": "#ff7f0e", "transunet": "#2ca02c", "unet": "#9467bd"}
 LOG_RATIO_LIMIT = 2.0  # colour scale saturates at 4× over- or under-estimation
+
+
+def figure_colour(style: str, j: int) -> str:
+    """The colour of the ``j``-th style of a figure: its architecture's registered colour
+    (:func:`iphbench.styles.style_colour`), else matplotlib's ``C{j}``.
+
+    Only a paper-recipe style takes the registered colour; a recipe variant (``unet+iphbench``) is a
+    column of its own and takes ``C{j}``, as an nnU-Net or unknown style does.
+    """
+    registered = style_colour(style) if parse_style(style).recipe == "paper" else None
+    return registered or f"C{j}"
 
 
 def _rows(df: pd.DataFrame, orientation: str, protocol: str) -> pd.DataFrame:
@@ -116,11 +131,11 @@ def figure_site_boxplots(df: pd.DataFrame, orientation: str = "2.5D", protocol: 
     for j, style in enumerate(styles):
         data = [sub.loc[(sub["style"] == style) & (sub["site"] == s), "dice"].to_numpy(float) for s in sites]
         pos = np.arange(len(sites)) - 0.4 + width * (j + 0.5)
-        colour = STYLE_COLOURS.get(style, f"C{j}")
+        c = figure_colour(style, j)
         bp = ax.boxplot(data, positions=pos, widths=width * 0.85, patch_artist=True, manage_ticks=False,
-                        flierprops={"markersize": 3, "markerfacecolor": colour, "markeredgecolor": colour})  # fmt: skip
+                        flierprops={"markersize": 3, "markerfacecolor": c, "markeredgecolor": c})  # fmt: skip
         for box in bp["boxes"]:
-            box.set_facecolor(colour)
+            box.set_facecolor(c)
             box.set_alpha(0.65)
         for med in bp["medians"]:
             med.set_color("k")
@@ -131,8 +146,7 @@ def figure_site_boxplots(df: pd.DataFrame, orientation: str = "2.5D", protocol: 
     ax.set_ylabel("F-measure")
     ax.grid(axis="y", alpha=0.3)
     handles = [
-        plt.Rectangle((0, 0), 1, 1, color=STYLE_COLOURS.get(s, f"C{j}"), alpha=0.65)
-        for j, s in enumerate(styles)
+        plt.Rectangle((0, 0), 1, 1, color=figure_colour(s, j), alpha=0.65) for j, s in enumerate(styles)
     ]
     ax.legend(handles, [display_name(s) for s in styles], ncol=len(styles), loc="upper center",
               bbox_to_anchor=(0.5, -0.2), frameon=False)  # fmt: skip
@@ -150,11 +164,11 @@ def figure_volume_agreement(df: pd.DataFrame, orientation: str = "2.5D", protoco
     for j, style in enumerate(styles):
         g = sub[sub["style"] == style]
         ref, pred = g["ref_ml"].to_numpy(float), g["pred_ml"].to_numpy(float)
-        colour = STYLE_COLOURS.get(style, f"C{j}")
+        c = figure_colour(style, j)
         va = volume_agreement(sub, style)
         ax = axes[0, j]
         ax.plot([0, hi], [0, hi], "k--", lw=1, label="identity")
-        ax.scatter(ref, pred, s=14, color=colour, alpha=0.7, edgecolors="none")
+        ax.scatter(ref, pred, s=14, color=c, alpha=0.7, edgecolors="none")
         ax.set_xlim(0, hi)
         ax.set_ylim(0, hi)
         ax.set_aspect("equal")
@@ -165,7 +179,7 @@ def figure_volume_agreement(df: pd.DataFrame, orientation: str = "2.5D", protoco
         if j:
             ax.sharey(axes[1, 0])  # one difference scale, so the styles' spreads compare at a glance
         mean, diff = (pred + ref) / 2, pred - ref
-        ax.scatter(mean, diff, s=14, color=colour, alpha=0.7, edgecolors="none")
+        ax.scatter(mean, diff, s=14, color=c, alpha=0.7, edgecolors="none")
         ax.axhline(0, color="grey", lw=0.8)
         ax.axhline(va.bias_ml, color="k", lw=1.2, label=f"bias {va.bias_ml:+.2f} mL")
         for lim in (va.loa_low_ml, va.loa_high_ml):
@@ -193,8 +207,6 @@ def save_figure(
     Returns:
         The written paths, in the order of ``formats``.
     """
-    from iphbench._files import atomic_path
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -207,3 +219,9 @@ def save_figure(
     finally:
         plt.close(fig)
     return tuple(paths)
+
+
+def embedded_png(path: Path) -> str:
+    """An ``<img>`` holding the PNG at ``path`` as base64, so the report needs no other file."""
+    data = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'

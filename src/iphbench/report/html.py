@@ -9,7 +9,6 @@ under ``<study>/figures/``); the CSS is inline; nothing is fetched when the file
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
 import html
 import importlib.metadata
@@ -23,20 +22,25 @@ import pandas as pd
 
 from iphbench._files import atomic_write_text
 from iphbench.config import StudyConfig
-from iphbench.evaluation.learning import LearningCheck, check_learning
+from iphbench.evaluation.scoring import metric_info, table_metrics
+from iphbench.layout import StudyLayout
 from iphbench.report import narrative as nar
 from iphbench.report.convergence import convergence_html
 from iphbench.report.detection_tables import detection_tables
+from iphbench.report.figures import embedded_png
+from iphbench.report.protocol_figures import protocol_figures
+from iphbench.report.references import describe_references
 from iphbench.report.tables import cohort_table, metric_table, protocol_description, write_tables
 from iphbench.stats.analysis import ProtocolStats, collect_notes, run_stats
 from iphbench.stats.metrics_table import (
-    apply_hd95_policy,
+    MetricsTable,
     comparison_rows,
     display_name,
-    load_metrics,
+    load_metrics_table,
     ordered_protocols,
     subject_table,
 )
+from iphbench.study.learning import LearningCheck, check_learning
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +80,6 @@ ul.stats li{margin:.35em 0}
 """
 
 
-@dataclass
-class _Fig:
-    number: str
-    caption: str
-    png: Path
-
-
 def software_versions() -> dict[str, str]:
     """Python and the versions of the packages behind the results (``not installed`` when absent)."""
     out = {"python": platform.python_version()}
@@ -92,11 +89,6 @@ def software_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def _img(path: Path) -> str:
-    data = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f'<img alt="{html.escape(path.stem)}" src="data:image/png;base64,{data}">'
 
 
 def _badge(protocol: str) -> str:
@@ -122,92 +114,6 @@ def _notes_html(text: str) -> str:
     return "\n".join(blocks)
 
 
-def _figures(
-    df: pd.DataFrame,
-    frame: pd.DataFrame,
-    study: Path,
-    protocol: str,
-    orientation: str,
-    formats: tuple[str, ...],
-) -> tuple[list[_Fig], list[str]]:
-    """Fig. 1 from ``df`` (every orientation), Fig. 2, 3 and V from ``frame`` (the compared rows)."""
-    from iphbench.report.figures import (
-        figure_age_vs_f,
-        figure_site_boxplots,
-        figure_volume_agreement,
-        save_figure,
-    )
-    from iphbench.report.overlays import figure_overlays, load_case, pick_cases
-
-    out = study / "figures"
-    figs: list[_Fig] = []
-    problems: list[str] = []
-    tag = f"{protocol} protocol"
-    picks = pick_cases(df, study, protocol)
-    if picks:
-        try:
-            labels = _mask_labels(study)
-            cases = [load_case(df, study, s, lab, protocol, labels) for s, lab in picks]
-            fig = figure_overlays(cases, protocol, _window(study))
-            png = save_figure(fig, out, f"fig1_overlays_{protocol}", formats=formats)[0]
-            who = " and ".join(f"{c.subject} ({c.label}, {c.ref_ml:.1f} mL)" for c in cases)
-            figs.append(_Fig("1", f"Figure 1 ({tag}): qualitative segmentations of {who}. Rows: 2DAxi, 2DCor, 2DSag "
-                             "(each in its own plane) and 2.5D (axial plane), through the lesion's centre of mass; "
-                             "columns: styles. Green true positive, red false positive, blue false negative, yellow "
-                             "reference contour; the subject's F-measure top left. Anterior/superior up, patient "
-                             "right on the viewer's right.", png))  # fmt: skip
-        except Exception as exc:  # a broken file must not cost the whole report
-            log.warning("Figure 1 (%s) not drawn: %s", protocol, exc)
-            problems.append(f"Figure 1 ({tag}) could not be drawn: {exc}")
-    else:
-        problems.append(
-            f"Figure 1 ({tag}) is absent: no subject has an image and mask in prep/subjects.csv and predicted masks "
-            f"under predictions/{protocol}/."
-        )
-    specs = [
-        ("2", figure_age_vs_f, f"fig2_age_vs_f_{protocol}",
-         f"Figure 2 ({tag}, {orientation}): age vs F-measure per style. Marker size: predicted hemorrhage volume; "
-         "colour: predicted/reference volume, red under-estimated, green correct, blue over-estimated."),
-        ("3", figure_site_boxplots, f"fig3_site_boxplots_{protocol}",
-         f"Figure 3 ({tag}, {orientation}): F-measure per site and style; N is the number of subjects per site."),
-        ("V", figure_volume_agreement, f"figV_volume_agreement_{protocol}",
-         f"Figure V ({tag}, {orientation}, beyond the paper): predicted vs reference volume with the identity "
-         "line (top) and Bland-Altman plots with the bias and 95% limits of agreement (bottom)."),
-    ]  # fmt: skip
-    for number, fn, stem, caption in specs:
-        try:
-            png = save_figure(fn(frame, orientation, protocol), out, stem, formats=formats)[0]
-        except ValueError as exc:  # e.g. no subject with a hemorrhage: say so instead of failing the report
-            log.warning("Figure %s (%s) not drawn: %s", number, protocol, exc)
-            problems.append(f"Figure {number} ({tag}) could not be drawn: {exc}")
-            continue
-        figs.append(_Fig(number, caption, png))
-    return figs, problems
-
-
-def _mask_labels(study: Path) -> list[int] | None:
-    cfg = _config(study)
-    return cfg.prep.mask_labels if cfg is not None else None
-
-
-def _window(study: Path) -> tuple[float, float]:
-    cfg = _config(study)
-    return (cfg.prep.hu_min, cfg.prep.hu_max) if cfg is not None else (-30.0, 100.0)
-
-
-def _config(study: Path) -> StudyConfig | None:
-    from iphbench.config import ConfigError
-
-    path = study / "config.yaml"
-    if not path.is_file():
-        return None
-    try:
-        return StudyConfig.load(path)
-    except ConfigError as exc:
-        log.warning("%s", exc)
-        return None
-
-
 def _stats_section(ps: ProtocolStats) -> str:
     parts = []
     for metric, ms in ps.metrics.items():
@@ -221,10 +127,7 @@ def _stats_section(ps: ProtocolStats) -> str:
             nar.describe_mixed(ms),
         ]
         lis = "".join(f"<li>{html.escape(t)}</li>" for t in items if t)
-        title = {"dice": "F-measure", "iou": "IoU", "hd95_mm": "d<sub>H95</sub>"}.get(
-            metric, html.escape(metric)
-        )
-        parts.append(f"<h4>{title}</h4><ul class='stats'>{lis}</ul>")
+        parts.append(f"<h4>{metric_info(metric).heading_html}</h4><ul class='stats'>{lis}</ul>")
     return "\n".join(parts)
 
 
@@ -287,6 +190,146 @@ def _banner(check: LearningCheck) -> str:
     )
 
 
+@dataclass
+class _Analysis:
+    """What the report shows, computed once from the study folder."""
+
+    study: Path
+    cfg: StudyConfig | None  # None: no readable config.yaml
+    table: MetricsTable  # metrics.csv with the d_H95 policy applied, read by everything below
+    stats: list[ProtocolStats]  # one per protocol, in order
+    frames: dict[str, pd.DataFrame]  # protocol → the rows compared (key results, Fig. 2, 3 and V)
+    check: LearningCheck
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name if self.cfg is not None else self.study.name
+
+    @property
+    def min_lesion_ml(self) -> float | None:
+        return self.cfg.eval.lesion_min_ml if self.cfg is not None else None
+
+
+def _analyse(
+    study: Path, orientation: str | None, min_site_n: int, mixed: bool, hd95_when_empty: str | None
+) -> _Analysis:
+    """Load metrics.csv with its d_H95 policy (once) and compute the statistics and the compared rows."""
+    table = load_metrics_table(study, hd95_when_empty)
+    cfg = StudyLayout(study).config_or_none()
+    protocols = ordered_protocols(table.df["protocol"].unique())
+    stats = [run_stats(table, orientation, p, min_site_n=min_site_n, mixed=mixed) for p in protocols]
+    frames = {p: comparison_rows(table.df, p, orientation).rows for p in protocols}
+    check = check_learning(table.df, study, cfg.eval.learning_check if cfg is not None else None)
+    return _Analysis(study, cfg, table, stats, frames, check)
+
+
+def _write_tables(a: _Analysis, tables_dir: Path) -> None:
+    """Tables 1-4 and the detection tables as files under ``<study>/tables/``."""
+    write_tables(a.table, tables_dir)
+    for ps in a.stats:
+        for t in detection_tables(ps.detection, ps.protocol, ps.orientation, a.min_lesion_ml):
+            stem = f"table_detection_{t.kind}_{ps.protocol}"
+            atomic_write_text(tables_dir / f"{stem}.md", t.to_markdown())
+            atomic_write_text(tables_dir / f"{stem}.csv", t.frame.to_csv())
+
+
+def _opening(a: _Analysis, layout: StudyLayout, formats: tuple[str, ...]) -> tuple[list[str], str]:
+    """The top of the report (title, protocols and policy, learning banner, run notes, convergence warnings,
+    key results, reference styles) and the training section, which goes at the end."""
+    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    protocols = [ps.protocol for ps in a.stats]
+    h = [f"<h1>IPH segmentation benchmark: {html.escape(a.name)}</h1>"]
+    h.append(
+        f'<p class="sub">Study folder <code>{html.escape(str(a.study.resolve()))}</code>, report written {now}. '
+        f"Reproduces Duarte et al., MIDL 2026 (tables 1-4, figures 1-3, section 3.5 statistics). Protocols: "
+        + "; ".join(f"{_badge(p)} {html.escape(protocol_description(p))}" for p in protocols)
+        + f". {html.escape(_policy_sentence(a.table.hd95_policy))} {html.escape(_tests_sentence())}</p>"
+    )
+    h.append(_banner(a.check))
+    h.extend(f'<p class="note">Learning check: {html.escape(note)}</p>' for note in a.check.notes)
+    if layout.notes_md.is_file():
+        notes = _notes_html(layout.notes_md.read_text(encoding="utf-8"))
+        h.append(f'<div class="note"><strong>Run settings</strong>{notes}</div>')
+    training, not_converged = convergence_html(a.study, formats)
+    h.extend(f'<p class="note"><strong>Not converged.</strong> {html.escape(w)}</p>' for w in not_converged)
+    h.append(_key_results(a.frames, a.stats))
+    if refs := describe_references(a.study, a.table.df):  # nnU-Net reference styles: version and settings
+        items = "".join(f"<li>{html.escape(t)}</li>" for t in refs)
+        h.append(f'<div class="note"><strong>nnU-Net reference styles</strong><ul>{items}</ul></div>')
+    return h, training
+
+
+def _tables_heading() -> str:
+    """``Tables 2-4``: the numbers of the metric table's tables."""
+    numbers = [m.table for m in table_metrics() if m.table is not None]
+    if len(numbers) == 1:
+        return f"Table {numbers[0]}"
+    return f"Tables {numbers[0]}-{numbers[-1]}" if numbers else "Tables"
+
+
+def _protocol_section(a: _Analysis, k: int, ps: ProtocolStats, formats: tuple[str, ...]) -> list[str]:
+    """Section ``k`` of one protocol: Tables 2-4, detection, statistics in words, volume agreement, figures."""
+    p = ps.protocol
+    h = [f"<h2>{k}. Results, {html.escape(p)} protocol ({html.escape(protocol_description(p))})</h2>"]
+    h.append(f"<h3>{_tables_heading()} ({html.escape(p)} protocol)</h3>")
+    h.extend(metric_table(a.table, m.name, p).to_html() for m in table_metrics())
+    dets = detection_tables(ps.detection, p, ps.orientation, a.min_lesion_ml)
+    if dets:
+        h.append(
+            f"<h3>Detection ({html.escape(p)} protocol, {html.escape(ps.orientation)}, beyond the paper)</h3>"
+        )
+        h.extend(t.to_html() for t in dets)
+    sites = f"{ps.n_sites} site" + ("s" if ps.n_sites != 1 else "")
+    h.append(
+        f"<h3>Statistics ({html.escape(p)} protocol, {html.escape(ps.orientation)}, {ps.n_subjects} subjects, "
+        f"{sites})</h3>"
+    )
+    h.append(_stats_section(ps))
+    pnotes = collect_notes(ps)
+    if pnotes:
+        h.append("<p><em>How the models were kept estimable:</em></p><ul>")
+        h.append("".join(f"<li>{html.escape(n)}</li>" for n in pnotes) + "</ul>")
+    h.append(f"<h3>Volume agreement ({html.escape(p)} protocol, beyond the paper)</h3>")
+    h.append(f"<p>{html.escape(nar.describe_agreement(ps.agreement))}</p>")
+    fp = nar.describe_false_positive_free(ps.false_positive_free)
+    if fp:
+        h.append(f"<p>{html.escape(fp)}</p>")
+    figs, problems = protocol_figures(a.table.df, a.frames[p], a.study, p, ps.orientation, formats)
+    h.append(f"<h3>Figures ({html.escape(p)} protocol)</h3>")
+    h.extend(f'<p class="note">{html.escape(msg)}</p>' for msg in problems)
+    h.extend(
+        f"<figure>{embedded_png(f.png)}<figcaption>{html.escape(f.caption)}</figcaption></figure>"
+        for f in figs
+    )
+    return h
+
+
+def _closing(layout: StudyLayout) -> list[str]:
+    """The configuration (config.yaml verbatim) and the software versions."""
+    cfg_path = layout.config_yaml
+    cfg_text = (
+        cfg_path.read_text(encoding="utf-8") if cfg_path.is_file() else "(no config.yaml in the study folder)"
+    )
+    rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in software_versions().items()
+    )
+    return [
+        "<h2>Configuration</h2>",
+        f"<pre>{html.escape(cfg_text)}</pre>",
+        "<h2>Software</h2>",
+        f'<div class="table-wrap"><table>{rows}</table></div>',
+    ]
+
+
+def _page(name: str, parts: list[str]) -> str:
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>iphbench report: {html.escape(name)}</title><style>{CSS}</style></head>"
+        "<body><main>\n" + "\n".join(parts) + "\n</main></body></html>\n"
+    )
+
+
 def write_report(
     study_dir: str | Path,
     out: str | Path | None = None,
@@ -314,107 +357,18 @@ def write_report(
         The path of the report.
     """
     study = Path(study_dir)
-    df = load_metrics(study)
-    out_path = Path(out) if out is not None else study / "report.html"
-    protocols = ordered_protocols(df["protocol"].unique())
-    cfg = _config(study)
-    name = cfg.name if cfg is not None else study.name
-    policy = hd95_when_empty or (cfg.eval.hd95_when_empty if cfg is not None else "worst")
-    stats = [
-        run_stats(df, orientation, p, min_site_n=min_site_n, mixed=mixed, hd95_when_empty=policy)
-        for p in protocols
-    ]
-    policed, _ = apply_hd95_policy(df, policy)
-    frames = {p: comparison_rows(policed, p, orientation).rows for p in protocols}
-    check = check_learning(df, study, cfg.eval.learning_check if cfg is not None else None)
-    min_lesion_ml = cfg.eval.lesion_min_ml if cfg is not None else None
-    write_tables(df, study / "tables", hd95_when_empty=policy)
-    for ps in stats:
-        for t in detection_tables(ps.detection, ps.protocol, ps.orientation, min_lesion_ml):
-            stem = f"table_detection_{t.kind}_{ps.protocol}"
-            atomic_write_text(study / "tables" / f"{stem}.md", t.to_markdown())
-            atomic_write_text(study / "tables" / f"{stem}.csv", t.frame.to_csv())
-    h: list[str] = []
-    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    h.append(f"<h1>IPH segmentation benchmark: {html.escape(name)}</h1>")
-    h.append(
-        f'<p class="sub">Study folder <code>{html.escape(str(study.resolve()))}</code>, report written {now}. '
-        f"Reproduces Duarte et al., MIDL 2026 (tables 1-4, figures 1-3, section 3.5 statistics). Protocols: "
-        + "; ".join(f"{_badge(p)} {html.escape(protocol_description(p))}" for p in protocols)
-        + f". {html.escape(_policy_sentence(policy))} {html.escape(_tests_sentence())}</p>"
-    )
-    h.append(_banner(check))
-    for note in check.notes:
-        h.append(f'<p class="note">Learning check: {html.escape(note)}</p>')
-    notes = study / "notes.md"
-    if notes.is_file():
-        h.append(
-            f'<div class="note"><strong>Run settings</strong>{_notes_html(notes.read_text(encoding="utf-8"))}</div>'
-        )
-    training, not_converged = convergence_html(study, ("png", "pdf") if pdf else ("png",))
-    for w in not_converged:
-        h.append(f'<p class="note"><strong>Not converged.</strong> {html.escape(w)}</p>')
-    h.append(_key_results(frames, stats))
-    from iphbench.nnunet.summary import describe_references
-
-    if refs := describe_references(study, df):  # nnU-Net reference styles: version and settings
-        items = "".join(f"<li>{html.escape(t)}</li>" for t in refs)
-        h.append(f'<div class="note"><strong>nnU-Net reference styles</strong><ul>{items}</ul></div>')
+    layout = StudyLayout(study)
+    a = _analyse(study, orientation, min_site_n, mixed, hd95_when_empty)
+    out_path = Path(out) if out is not None else layout.report_html
+    formats = ("png", "pdf") if pdf else ("png",)
+    _write_tables(a, layout.tables_dir)
+    h, training = _opening(a, layout, formats)
     h.append("<h2>1. Cohort</h2>")
-    h.append(cohort_table(subject_table(df)).to_html())
-    for k, ps in enumerate(stats, start=2):
-        p = ps.protocol
-        h.append(f"<h2>{k}. Results, {html.escape(p)} protocol ({html.escape(protocol_description(p))})</h2>")
-        h.append(f"<h3>Tables 2-4 ({html.escape(p)} protocol)</h3>")
-        for metric in ("dice", "iou", "hd95_mm"):
-            h.append(metric_table(df, metric, p, hd95_when_empty=policy).to_html())
-        dets = detection_tables(ps.detection, p, ps.orientation, min_lesion_ml)
-        if dets:
-            h.append(
-                f"<h3>Detection ({html.escape(p)} protocol, {html.escape(ps.orientation)}, beyond the paper)</h3>"
-            )
-            h.extend(t.to_html() for t in dets)
-        sites = f"{ps.n_sites} site" + ("s" if ps.n_sites != 1 else "")
-        h.append(
-            f"<h3>Statistics ({html.escape(p)} protocol, {html.escape(ps.orientation)}, {ps.n_subjects} subjects, "
-            f"{sites})</h3>"
-        )
-        h.append(_stats_section(ps))
-        pnotes = collect_notes(ps)
-        if pnotes:
-            h.append("<p><em>How the models were kept estimable:</em></p><ul>")
-            h.append("".join(f"<li>{html.escape(n)}</li>" for n in pnotes) + "</ul>")
-        h.append(f"<h3>Volume agreement ({html.escape(p)} protocol, beyond the paper)</h3>")
-        h.append(f"<p>{html.escape(nar.describe_agreement(ps.agreement))}</p>")
-        fp = nar.describe_false_positive_free(ps.false_positive_free)
-        if fp:
-            h.append(f"<p>{html.escape(fp)}</p>")
-        figs, problems = _figures(
-            df, frames[p], study, p, ps.orientation, ("png", "pdf") if pdf else ("png",)
-        )
-        h.append(f"<h3>Figures ({html.escape(p)} protocol)</h3>")
-        for msg in problems:
-            h.append(f'<p class="note">{html.escape(msg)}</p>')
-        for f in figs:
-            h.append(f"<figure>{_img(f.png)}<figcaption>{html.escape(f.caption)}</figcaption></figure>")
+    h.append(cohort_table(subject_table(a.table.df)).to_html())
+    for k, ps in enumerate(a.stats, start=2):
+        h.extend(_protocol_section(a, k, ps, formats))
     h.append(training)
-    h.append("<h2>Configuration</h2>")
-    cfg_path = study / "config.yaml"
-    cfg_text = (
-        cfg_path.read_text(encoding="utf-8") if cfg_path.is_file() else "(no config.yaml in the study folder)"
-    )
-    h.append(f"<pre>{html.escape(cfg_text)}</pre>")
-    h.append("<h2>Software</h2>")
-    rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in software_versions().items()
-    )
-    h.append(f'<div class="table-wrap"><table>{rows}</table></div>')
-    doc = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>iphbench report: {html.escape(name)}</title><style>{CSS}</style></head>"
-        "<body><main>\n" + "\n".join(h) + "\n</main></body></html>\n"
-    )
-    atomic_write_text(out_path, doc)
+    h.extend(_closing(layout))
+    atomic_write_text(out_path, _page(a.name, h))
     log.info("report written to %s", out_path)
     return out_path

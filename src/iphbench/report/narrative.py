@@ -10,19 +10,18 @@ from __future__ import annotations
 
 import math
 
+from iphbench.evaluation.scoring import metric_info
 from iphbench.stats.agreement import FalsePositiveFree, VolumeAgreement
 from iphbench.stats.analysis import MetricStats
 from iphbench.stats.formatting import format_num, format_p
-from iphbench.stats.metrics_table import METRIC_LABELS, display_name
+from iphbench.stats.metrics_table import display_name
 from iphbench.stats.regression import SINGLE_SITE_NOTE, OLSResult
 
 ALPHA = 0.05
 
 
 def _label(metric: str) -> str:
-    return {"dice": "F-measure", "iou": "IoU", "hd95_mm": "d_H95"}.get(
-        metric, METRIC_LABELS.get(metric, metric)
-    )
+    return metric_info(metric).short
 
 
 def describe_anova(ms: MetricStats) -> str:
@@ -80,7 +79,7 @@ def describe_posthoc(ms: MetricStats, kind: str = "unpaired") -> str:
         what, test = "Wilcoxon signed-rank tests on the same subjects (beyond the paper)", "Wilcoxon"
     else:
         what, test = "Paired t-tests on the same subjects (beyond the paper)", "paired t"
-    better_high = ms.metric != "hd95_mm"
+    better_high = metric_info(ms.metric).higher_is_better
     sig, rest = [], []
     for t in tests:
         if t.p_bonferroni < ALPHA:

@@ -28,6 +28,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from iphbench.io import read_mask, read_volume
+from iphbench.layout import StudyLayout
 from iphbench.stats.metrics_table import display_name, ordered_styles
 
 log = logging.getLogger(__name__)
@@ -57,7 +59,7 @@ class OverlayCase:
 
 def prediction_path(study_dir: Path, protocol: str, style: str, subject: str, orientation: str) -> Path:
     """``<study>/predictions/<protocol>/<style>/<subject>_<orientation>.nii.gz`` (docs/formats.md)."""
-    return study_dir / "predictions" / protocol / style / f"{subject}_{orientation}.nii.gz"
+    return StudyLayout(study_dir).prediction(protocol, style, subject, orientation)
 
 
 def pick_cases(
@@ -81,7 +83,7 @@ def pick_cases(
         row = cohort.get(str(s.subject))
         if not row or not row.get("image") or not row.get("mask"):
             continue
-        if any((study_dir / "predictions" / protocol).glob(f"*/{s.subject}_*.nii*")):
+        if any(StudyLayout(study_dir).predictions_dir(protocol).glob(f"*/{s.subject}_*.nii*")):
             ok.append((str(s.subject), float(s.ref_ml)))
     if not ok:
         return []
@@ -96,7 +98,7 @@ def pick_cases(
 
 
 def _cohort(study_dir: Path) -> dict[str, dict[str, str]]:
-    path = study_dir / "prep" / "subjects.csv"
+    path = StudyLayout(study_dir).prep / "subjects.csv"  # the patch store's table of subjects
     if not path.is_file():
         return {}
     table = pd.read_csv(path, dtype=str).fillna("")
@@ -112,8 +114,6 @@ def load_case(
     labels: list[int] | None = None,
 ) -> OverlayCase:
     """Read the CT, reference mask and every style's predicted masks of one subject (canonical RAS+)."""
-    from iphbench.io import read_mask, read_volume
-
     study_dir = Path(study_dir)
     row = _cohort(study_dir)[subject]
     image = read_volume(row["image"])

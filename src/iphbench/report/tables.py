@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 
 from iphbench._files import atomic_write_text
+from iphbench.evaluation.scoring import metric_info, table_metrics
 from iphbench.stats.formatting import text_labels
 from iphbench.stats.metrics_table import (
     EMPTY_STATUSES,
-    HIGHER_IS_BETTER,
-    apply_hd95_policy,
+    MetricsTable,
     display_name,
     ordered_orientations,
     ordered_protocols,
@@ -31,8 +31,6 @@ from iphbench.stats.metrics_table import (
     subject_table,
 )
 
-_TABLE_NO = {"dice": 2, "iou": 3, "hd95_mm": 4}
-_TITLE = {"dice": "F-measure", "iou": "IoU", "hd95_mm": "d_H95"}
 PROTOCOL_LABELS = {
     "paper": "paper protocol (lesion patches only, as published)",
     "full": "full protocol (every brain patch; false positives count)",
@@ -76,13 +74,15 @@ class MetricTable:
 
     @property
     def number(self) -> int:
-        return _TABLE_NO.get(self.metric, 0)
+        """Its number in the paper (the metric table's ``table``); 0 for a metric without one."""
+        return metric_info(self.metric).table or 0
 
     @property
     def caption(self) -> str:
         """Caption naming the protocol and what was excluded."""
-        unit = " Values in mm." if self.metric == "hd95_mm" else ""
-        rule = "lowest" if not HIGHER_IS_BETTER.get(self.metric, True) else "highest"
+        info = metric_info(self.metric)
+        unit = f" Values in {info.unit}." if info.unit else ""
+        rule = "highest" if info.higher_is_better else "lowest"
         filled = sorted({int(v) for v in self.n.to_numpy().ravel() if v > 0})
         over = (
             "subjects per orientation and style; each cell shows its n"
@@ -90,7 +90,7 @@ class MetricTable:
             else f"the {filled[0] if filled else 0} subjects with a hemorrhage"
         )
         text = (
-            f"Table {self.number}: {_TITLE.get(self.metric, self.metric)} for IPH segmentation, "
+            f"Table {self.number}: {info.short} for IPH segmentation, "
             f"{protocol_label(self.protocol)}. Mean ± standard deviation over {over}.{unit} "
             f"The best style per orientation ({rule}) is in bold."
         )
@@ -186,20 +186,25 @@ class MetricTable:
 
 
 def metric_table(
-    df: pd.DataFrame, metric: str, protocol: str, digits: int = 3, hd95_when_empty: str = "worst"
+    df: MetricsTable | pd.DataFrame,
+    metric: str,
+    protocol: str,
+    digits: int = 3,
+    hd95_when_empty: str | None = None,
 ) -> MetricTable:
     """Build Table 2 (``dice``), 3 (``iou``) or 4 (``hd95_mm``) for one protocol from the metrics table.
 
-    ``hd95_when_empty`` is the d_H95 policy for missed lesions and false alarms
-    (:func:`iphbench.stats.metrics_table.apply_hd95_policy`); the caption states it.
+    ``df`` is the table with its d_H95 policy applied (:class:`iphbench.stats.metrics_table.MetricsTable`),
+    or the rows of metrics.csv, to which ``hd95_when_empty`` (None = ``worst``) is applied here; the
+    caption states the policy.
 
     Raises:
-        ValueError: no rows for ``protocol``.
+        ValueError: no rows for ``protocol``; an unknown policy.
     """
-    sub = df[df["protocol"] == protocol]
+    table = MetricsTable.of(df, hd95_when_empty)
+    sub = table.df[table.df["protocol"] == protocol]
     if sub.empty:
         raise ValueError(f"metrics.csv has no rows for protocol {protocol!r}")
-    sub, _ = apply_hd95_policy(sub, hd95_when_empty)
     orients = ordered_orientations(sub["orientation"].unique())
     styles = ordered_styles(sub["style"].unique())
     mean = pd.DataFrame(np.nan, index=orients, columns=styles)
@@ -216,7 +221,7 @@ def metric_table(
             mean.loc[o, s] = v.mean()
             sd.loc[o, s] = v.std(ddof=1) if v.size > 1 else np.nan
             n.loc[o, s] = v.size
-    higher = HIGHER_IS_BETTER.get(metric, True)
+    higher = metric_info(metric).higher_is_better
     best: dict[str, list[str]] = {}
     for o in orients:
         rounded = mean.loc[o].round(digits)
@@ -224,7 +229,19 @@ def metric_table(
             target = rounded.max() if higher else rounded.min()
             best[o] = [s for s in styles if rounded[s] == target]
     return MetricTable(
-        metric, protocol, orients, styles, mean, sd, n, best, n_nan, n_free, digits, hd95_when_empty, n_worst
+        metric,
+        protocol,
+        orients,
+        styles,
+        mean,
+        sd,
+        n,
+        best,
+        n_nan,
+        n_free,
+        digits,
+        table.hd95_policy,
+        n_worst,
     )
 
 
@@ -316,8 +333,15 @@ def cohort_table(subjects: pd.DataFrame) -> CohortTable:
     return CohortTable(pd.DataFrame(cols, index=index), n_free=n_free)
 
 
-def write_tables(df: pd.DataFrame, out_dir: str | Path, hd95_when_empty: str = "worst") -> list[Path]:
-    """Write Table 1 and Tables 2-4 of every protocol as ``.md``, ``.tex`` and ``.csv`` under ``out_dir``."""
+def write_tables(
+    df: MetricsTable | pd.DataFrame, out_dir: str | Path, hd95_when_empty: str | None = None
+) -> list[Path]:
+    """Write Table 1 and Tables 2-4 of every protocol as ``.md``, ``.tex`` and ``.csv`` under ``out_dir``.
+
+    ``df`` and ``hd95_when_empty`` as :func:`metric_table`; the tables are those of the metric table
+    (:func:`iphbench.evaluation.scoring.table_metrics`).
+    """
+    table = MetricsTable.of(df, hd95_when_empty)
     out = Path(out_dir)
     written: list[Path] = []
 
@@ -325,14 +349,14 @@ def write_tables(df: pd.DataFrame, out_dir: str | Path, hd95_when_empty: str = "
         atomic_write_text(out / name, text)
         written.append(out / name)
 
-    t1 = cohort_table(subject_table(df))
+    t1 = cohort_table(subject_table(table.df))
     put("table1_cohort.md", t1.to_markdown())
     put("table1_cohort.tex", t1.to_latex())
     put("table1_cohort.csv", t1.frame.to_csv())
-    for protocol in ordered_protocols(df["protocol"].unique()):
-        for metric in ("dice", "iou", "hd95_mm"):
-            t = metric_table(df, metric, protocol, hd95_when_empty=hd95_when_empty)
-            stem = f"table{t.number}_{metric}_{protocol}"
+    for protocol in ordered_protocols(table.df["protocol"].unique()):
+        for m in table_metrics():
+            t = metric_table(table, m.name, protocol)
+            stem = f"table{t.number}_{m.name}_{protocol}"
             put(f"{stem}.md", t.to_markdown())
             put(f"{stem}.tex", t.to_latex())
             put(f"{stem}.csv", t.to_frame().to_csv(index=False))

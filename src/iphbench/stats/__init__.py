@@ -17,7 +17,6 @@ from iphbench.stats.agreement import (
     volume_agreement,
 )
 from iphbench.stats.analysis import (
-    DEFAULT_METRICS,
     MetricStats,
     ProtocolStats,
     RowCounts,
@@ -36,9 +35,8 @@ from iphbench.stats.detection import DetectionSummary, detection_summary, has_le
 from iphbench.stats.formatting import format_cell, format_num, format_p, markdown_table, text_frame
 from iphbench.stats.metrics_table import (
     HD95_POLICIES,
-    METRIC_LABELS,
-    STYLE_NAMES,
     Comparison,
+    MetricsTable,
     MetricsTableError,
     apply_hd95_policy,
     common_subjects,
@@ -46,10 +44,12 @@ from iphbench.stats.metrics_table import (
     display_name,
     headline_orientation,
     load_metrics,
+    load_metrics_table,
     ordered_orientations,
     ordered_protocols,
     ordered_styles,
     select_rows,
+    study_hd95_policy,
     subject_table,
 )
 from iphbench.stats.regression import (
@@ -62,19 +62,17 @@ from iphbench.stats.regression import (
     residual_normality,
 )
 from iphbench.stats.repeated import OmnibusResult, SameSubjects, same_subject_comparison
-from iphbench.stats.write import save_stats, stats_markdown, stats_tables, study_hd95_policy, write_stats
+from iphbench.stats.write import save_stats, stats_markdown, stats_tables, write_stats
 
 __all__ = [
-    "DEFAULT_METRICS",
     "HD95_POLICIES",
-    "METRIC_LABELS",
     "POOLED_LEVEL",
-    "STYLE_NAMES",
     "AnovaResult",
     "Comparison",
     "DetectionSummary",
     "FalsePositiveFree",
     "MetricStats",
+    "MetricsTable",
     "MetricsTableError",
     "MixedResult",
     "OLSResult",
@@ -101,6 +99,7 @@ __all__ = [
     "headline_orientation",
     "icc_a1",
     "load_metrics",
+    "load_metrics_table",
     "markdown_table",
     "one_way_anova",
     "ordered_orientations",

@@ -6,24 +6,25 @@ post-hoc unpaired t-tests with Bonferroni correction ("as published"), the compa
 subjects (repeated-measures ANOVA, or Friedman and Wilcoxon tests when its residuals are not normal;
 :mod:`iphbench.stats.repeated`), the random-site-intercept mixed model, the volume agreement and the
 lesion-wise detection. Comparisons across styles use the subjects that every compared style scored.
-d_H95 of a missed lesion or a false alarm follows the study's policy (``worst`` by default,
-:func:`iphbench.stats.metrics_table.apply_hd95_policy`). Nothing is read or written here;
+d_H95 of a missed lesion or a false alarm follows the policy the table was loaded with (``worst`` by
+default, :class:`iphbench.stats.metrics_table.MetricsTable`). Nothing is read or written here;
 :func:`iphbench.stats.write.write_stats` stores the result under ``<study>/stats/``.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
 
+from iphbench.evaluation.scoring import analysed_metrics, metric_info
 from iphbench.stats.agreement import FalsePositiveFree, VolumeAgreement, false_positive_free, volume_agreement
 from iphbench.stats.comparison import AnovaResult, PairwiseResult, one_way_anova, pairwise_unpaired
 from iphbench.stats.detection import DetectionSummary, detection_summary, has_lesion_columns
 from iphbench.stats.metrics_table import (
-    METRIC_LABELS,
-    apply_hd95_policy,
+    MetricsTable,
     common_subjects,
     comparison_rows,
     display_name,
@@ -34,8 +35,6 @@ from iphbench.stats.regression import SINGLE_SITE_NOTE, MixedResult, OLSResult, 
 from iphbench.stats.repeated import SameSubjects, same_subject_comparison
 
 log = logging.getLogger(__name__)
-
-DEFAULT_METRICS: tuple[str, ...] = ("dice", "iou", "hd95_mm")
 
 
 @dataclass
@@ -89,40 +88,45 @@ class ProtocolStats:
 
 
 def run_stats(
-    df: pd.DataFrame,
+    df: MetricsTable | pd.DataFrame,
     orientation: str | None = None,
     protocol: str = "paper",
-    metrics: tuple[str, ...] = DEFAULT_METRICS,
+    metrics: Sequence[str] | None = None,
     min_site_n: int = 1,
     mixed: bool = True,
     pool_sd: bool = True,
-    hd95_when_empty: str = "worst",
+    hd95_when_empty: str | None = None,
 ) -> ProtocolStats:
     """Run the paper's statistics (and the additions) on one protocol and orientation.
 
     Args:
-        df: the metrics table (:func:`iphbench.stats.metrics_table.load_metrics`).
+        df: the metrics table with its d_H95 policy applied
+            (:func:`iphbench.stats.metrics_table.load_metrics_table`), or the rows of metrics.csv, to
+            which ``hd95_when_empty`` is applied here.
         orientation: rows to analyse; None = the headline, 2.5D (or a single view when there is
             no 2.5D; nnU-Net reference styles with their own orientation beside it), see
             :func:`iphbench.stats.metrics_table.comparison_rows`.
         protocol: ``paper`` or ``full``.
-        metrics: outcome columns.
+        metrics: outcome columns; None = the analysed metrics of the metric table (``dice``, ``iou``,
+            ``hd95_mm``).
         min_site_n: sites with fewer subjects are pooled in the fixed-effect models; 1 (default) keeps
             every site its own level, as the paper's eq. 6.
         mixed: also fit the random-site-intercept mixed models (the slowest part).
         pool_sd: post-hoc unpaired tests with the pooled sd of R's ``pairwise.t.test`` (True) or Welch (False).
-        hd95_when_empty: d_H95 of a missed lesion or false alarm, ``worst`` or ``exclude``
-            (:func:`iphbench.stats.metrics_table.apply_hd95_policy`).
+        hd95_when_empty: d_H95 of a missed lesion or false alarm of a DataFrame ``df``, ``worst`` (None)
+            or ``exclude`` (:func:`iphbench.stats.metrics_table.apply_hd95_policy`); a
+            :class:`MetricsTable` already carries its policy.
 
     Raises:
         MetricsTableError: no rows for this orientation and protocol.
+        ValueError: an unknown policy, or one unlike the policy of a :class:`MetricsTable`.
     """
-    df, policy_notes = apply_hd95_policy(df, hd95_when_empty)
-    comp = comparison_rows(df, protocol, orientation)
+    table = MetricsTable.of(df, hd95_when_empty)
+    comp = comparison_rows(table.df, protocol, orientation)
     sel_all, orientation = comp.rows, comp.orientation
     styles = ordered_styles(sel_all["style"].unique())
     positive = sel_all[sel_all["ref_ml"] > 0]
-    notes: list[str] = [*comp.notes, *policy_notes]
+    notes: list[str] = [*comp.notes, *table.notes]
     n_sites = int(positive["site"].nunique())
     if positive.empty:
         notes.append("no subject has a hemorrhage in these rows: there is nothing to compare")
@@ -154,10 +158,10 @@ def run_stats(
             "false-positive summary, not in the models"
         )
     out: dict[str, MetricStats] = {}
-    for metric in metrics:
+    for metric in analysed_metrics() if metrics is None else metrics:
         out[metric] = _metric_stats(
             sel_all, metric, orientation, protocol, styles, min_site_n, mixed and n_sites > 1, pool_sd,
-            hd95_when_empty,
+            table.hd95_policy,
         )  # fmt: skip
     detection: list[DetectionSummary] = []
     if has_lesion_columns(sel_all):
@@ -179,7 +183,7 @@ def run_stats(
         false_positive_free=[fp for s in styles if (fp := false_positive_free(sel_all, s)) is not None],
         notes=notes,
         style_orientations=comp.style_orientations,
-        hd95_policy=hd95_when_empty,
+        hd95_policy=table.hd95_policy,
         detection=detection,
     )
 
@@ -213,7 +217,7 @@ def _metric_stats(
         len(scored) - len(compare),
     )
     notes = []
-    label = METRIC_LABELS.get(metric, metric)
+    label = metric_info(metric).label
     if worst and policy == "worst":
         notes.append(
             f"{worst} subject-rows with a missed lesion or a false alarm take the worst-case {label}, the "
@@ -307,8 +311,8 @@ def collect_notes(ps: ProtocolStats) -> list[str]:
         if full_styles and metrics == all_metrics:
             out.append(note)
         elif full_styles:
-            out.append(f"{', '.join(METRIC_LABELS.get(m, m) for m in metrics)}: {note}")
+            out.append(f"{', '.join(metric_info(m).label for m in metrics)}: {note}")
         else:
             shown = ", ".join(display_name(s) for s in styles)
-            out.append(f"{', '.join(METRIC_LABELS.get(m, m) for m in metrics)} ({shown}): {note}")
+            out.append(f"{', '.join(metric_info(m).label for m in metrics)} ({shown}): {note}")
     return out

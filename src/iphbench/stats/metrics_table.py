@@ -1,8 +1,9 @@
-"""The per-subject results table (``<study>/metrics.csv``): loading, naming and row selection.
+"""The per-subject results table (``<study>/metrics.csv``): loading, the d_H95 policy, naming and row selection.
 
 ``metrics.csv`` holds one row per subject × style × orientation × protocol (docs/formats.md).
 Everything in :mod:`iphbench.stats` and :mod:`iphbench.report` reads it through
-:func:`load_metrics` and picks its rows with :func:`select_rows`, so that the exclusion rules
+:func:`load_metrics_table` (or :func:`load_metrics`), which applies the study's d_H95 policy once
+(:class:`MetricsTable`), and picks its rows with :func:`select_rows`, so that the exclusion rules
 (hemorrhage-free subjects, NaN d_H95 of missed lesions) live in one place and are counted.
 """
 
@@ -16,35 +17,25 @@ import numpy as np
 import pandas as pd
 
 from iphbench.config import HD95_POLICIES
-from iphbench.evaluation.completeness import ResultsTableError, read_metrics
+from iphbench.evaluation.scoring import analysed_metrics
+from iphbench.layout import StudyLayout
 from iphbench.stats.formatting import text_labels
-from iphbench.styles import ARCH_LABELS, NNUNET_ORIENTATIONS, ordered_style_names, style_label
+from iphbench.study.completeness import ResultsTableError, read_metrics
+from iphbench.styles import NNUNET_ORIENTATIONS, ordered_style_names, style_label
 from iphbench.views import FUSED, ORIENTATIONS
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS: tuple[str, ...] = (
-    "subject",
-    "site",
-    "age",
-    "sex",
-    "style",
-    "orientation",
-    "protocol",
-    "dice",
-    "iou",
-    "hd95_mm",
-    "ref_ml",
-    "pred_ml",
-)
-
-#: Display names of the architectures (paper section 3.3) and nnU-Net reference styles.
-STYLE_NAMES: dict[str, str] = ARCH_LABELS
-
-#: Metrics of the paper (Tables 2-4), their labels and which direction is better.
-METRIC_LABELS: dict[str, str] = {"dice": "F-measure", "iou": "IoU", "hd95_mm": "d_H95 (mm)"}
-HIGHER_IS_BETTER: dict[str, bool] = {"dice": True, "iou": True, "hd95_mm": False}
+#: Columns every metrics.csv must hold besides the analysed metrics (:func:`required_columns`).
+LABEL_COLUMNS: tuple[str, ...] = ("subject", "site", "age", "sex", "style", "orientation", "protocol")
+VOLUME_COLUMNS: tuple[str, ...] = ("ref_ml", "pred_ml")
 PROTOCOL_ORDER: tuple[str, ...] = ("paper", "full")
+
+
+def required_columns() -> tuple[str, ...]:
+    """The columns :func:`load_metrics` requires: labels, the analysed metrics
+    (:func:`iphbench.evaluation.scoring.analysed_metrics`) and the volumes."""
+    return (*LABEL_COLUMNS, *analysed_metrics(), *VOLUME_COLUMNS)
 
 
 class MetricsTableError(ValueError):
@@ -99,7 +90,7 @@ def ordered_protocols(protocols: object) -> list[str]:
 def load_metrics(path: str | Path) -> pd.DataFrame:
     """Read ``metrics.csv`` (or the study folder holding it), refusing a cut or incomplete table.
 
-    The file goes through :func:`iphbench.evaluation.completeness.read_metrics`: it must end with a
+    The file goes through :func:`iphbench.study.completeness.read_metrics`: it must end with a
     line end, every row must be whole, and, inside a study folder, it must hold one row per test
     subject × style × orientation × protocol. A truncated table would otherwise give statistics on
     the subjects that happened to survive the cut, without a word.
@@ -120,7 +111,7 @@ def load_metrics(path: str | Path) -> pd.DataFrame:
     if not path.is_file():
         raise MetricsTableError(f"{path} does not exist; run 'iphbench evaluate' on the study first")
     try:
-        df = read_metrics(path, REQUIRED_COLUMNS)
+        df = read_metrics(path, required_columns())
     except ResultsTableError as exc:
         raise MetricsTableError(str(exc)) from None
     if df.empty:
@@ -296,7 +287,8 @@ def apply_hd95_policy(df: pd.DataFrame, policy: str = "worst") -> tuple[pd.DataF
     ``worst`` gives them the scan's field-of-view diagonal (column ``fov_diagonal_mm``, written by
     ``evaluate``): every style is then averaged over the same subjects (MetricsReloaded; BraTS).
     ``exclude`` sets them to NaN: they are left out, tables show n per cell, and comparisons use the
-    subjects every compared style scored. Idempotent, so every entry point may apply it.
+    subjects every compared style scored. Row by row and idempotent. The statistics, tables and report
+    apply it once, where the table is loaded (:class:`MetricsTable`), and pass the result down.
 
     Returns:
         A copy of ``df`` and notes (e.g. rows that cannot take the worst-case value because
@@ -327,6 +319,63 @@ def apply_hd95_policy(df: pd.DataFrame, policy: str = "worst") -> tuple[pd.DataF
             "to give them the worst-case value"
         )
     return out, notes
+
+
+@dataclass(frozen=True)
+class MetricsTable:
+    """metrics.csv with the d_H95 policy applied once: what the statistics, tables and figures read.
+
+    Build it with :func:`load_metrics_table` or :meth:`of`; functions that take one
+    (:func:`iphbench.stats.analysis.run_stats`, :func:`iphbench.report.tables.metric_table`, ...)
+    use its rows as they are and state its policy.
+    """
+
+    df: pd.DataFrame  # every row of metrics.csv, hd95_mm of missed lesions and false alarms set by the policy
+    hd95_policy: str  # "worst" or "exclude" (eval.hd95_when_empty)
+    notes: tuple[str, ...] = ()  # what the policy could not do (rows without a field-of-view diagonal)
+
+    @classmethod
+    def of(cls, data: MetricsTable | pd.DataFrame, hd95_when_empty: str | None = None) -> MetricsTable:
+        """``data`` as a policed table: a :class:`MetricsTable` as it is, a DataFrame (rows of metrics.csv,
+        e.g. from :func:`load_metrics`) with the policy applied (None = ``worst``).
+
+        Raises:
+            ValueError: an unknown policy, or a policy other than the one ``data`` already carries.
+        """
+        if isinstance(data, MetricsTable):
+            if hd95_when_empty is not None and hd95_when_empty != data.hd95_policy:
+                raise ValueError(
+                    f"the metrics table already holds d_H95 under policy {data.hd95_policy!r}, not "
+                    f"{hd95_when_empty!r}; load it again with the policy wanted"
+                )
+            return data
+        policy = hd95_when_empty or "worst"
+        df, notes = apply_hd95_policy(data, policy)
+        return cls(df, policy, tuple(notes))
+
+
+def study_hd95_policy(study_dir: str | Path) -> str:
+    """``eval.hd95_when_empty`` of ``<study>/config.yaml``; ``worst`` when there is none or it cannot be read."""
+    cfg = StudyLayout(study_dir).config_or_none()
+    return cfg.eval.hd95_when_empty if cfg is not None else "worst"
+
+
+def load_metrics_table(path: str | Path, hd95_when_empty: str | None = None) -> MetricsTable:
+    """:func:`load_metrics`, then the d_H95 policy, applied once for everything computed from the table.
+
+    Args:
+        path: the study folder (or its ``metrics.csv``).
+        hd95_when_empty: ``worst`` or ``exclude``; None = the study's ``eval.hd95_when_empty``
+            (:func:`study_hd95_policy`; ``worst`` without a config.yaml).
+
+    Raises:
+        MetricsTableError: as :func:`load_metrics`.
+        ValueError: an unknown policy.
+    """
+    path = Path(path)
+    df = load_metrics(path)
+    policy = hd95_when_empty or study_hd95_policy(path if path.is_dir() else path.parent)
+    return MetricsTable.of(df, policy)
 
 
 def common_subjects(rows: pd.DataFrame, metric: str, styles: list[str]) -> tuple[pd.DataFrame, list[str]]:

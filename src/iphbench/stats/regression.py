@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import statsmodels.formula.api as smf
 from scipy import stats as sps
+from statsmodels.tools.sm_exceptions import ConvergenceWarning
 
 from iphbench.stats.formatting import text_labels
 
@@ -210,8 +212,6 @@ def fit_ols(rows: pd.DataFrame, metric: str, style: str = "", min_site_n: int = 
     Raises:
         ValueError: fewer subjects than parameters (the message names the style and metric).
     """
-    import statsmodels.formula.api as smf
-
     data, terms, pooled, notes = _design(rows, metric, min_site_n)
     formula = "y ~ " + (" + ".join(terms) if terms else "1")
     model = smf.ols(formula, data=data)
@@ -256,9 +256,6 @@ def fit_mixed(rows: pd.DataFrame, metric: str, style: str = "") -> MixedResult |
     need no pooling. Returns None (with a log message) when there is a single site. Convergence
     warnings and fitting failures are caught and reported in ``notes`` / ``converged``.
     """
-    import statsmodels.formula.api as smf
-    from statsmodels.tools.sm_exceptions import ConvergenceWarning
-
     data, terms, _, notes = _design(rows, metric, min_site_n=1)
     data["site"] = text_labels(rows["site"])
     n_sites = int(data["site"].nunique())

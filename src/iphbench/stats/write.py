@@ -27,11 +27,12 @@ from typing import Any
 import pandas as pd
 
 from iphbench._files import atomic_write_text
-from iphbench.evaluation.learning import LearningCheck, check_learning, load_thresholds
-from iphbench.stats.analysis import DEFAULT_METRICS, ProtocolStats, collect_notes, run_stats
+from iphbench.layout import StudyLayout
+from iphbench.stats.analysis import ProtocolStats, collect_notes, run_stats
 from iphbench.stats.formatting import markdown_table
-from iphbench.stats.metrics_table import display_name, load_metrics, ordered_protocols
+from iphbench.stats.metrics_table import display_name, load_metrics_table, ordered_protocols
 from iphbench.stats.repeated import PAIRED_T, WILCOXON
+from iphbench.study.learning import LearningCheck, check_learning, load_thresholds
 
 log = logging.getLogger(__name__)
 
@@ -67,33 +68,17 @@ def write_stats(
         The ``stats`` folder.
     """
     study_dir = Path(study_dir)
-    df = load_metrics(study_dir)
-    protocols = protocols or ordered_protocols(df["protocol"].unique())
-    policy = hd95_when_empty or study_hd95_policy(study_dir)
-    results = [run_stats(df, orientation, p, DEFAULT_METRICS, min_site_n, mixed, hd95_when_empty=policy)
-               for p in protocols]  # fmt: skip
-    check = check_learning(df, study_dir, load_thresholds(study_dir))
-    return save_stats(results, study_dir / "stats", check)
-
-
-def study_hd95_policy(study_dir: str | Path) -> str:
-    """``eval.hd95_when_empty`` of ``<study>/config.yaml``; ``worst`` when there is none or it cannot be read."""
-    from iphbench.config import ConfigError, StudyConfig
-
-    path = Path(study_dir) / "config.yaml"
-    if not path.is_file():
-        return "worst"
-    try:
-        return StudyConfig.load(path).eval.hd95_when_empty
-    except ConfigError as exc:
-        log.warning("%s; d_H95 of missed lesions uses the default policy 'worst'", exc)
-        return "worst"
+    table = load_metrics_table(study_dir, hd95_when_empty)
+    protocols = protocols or ordered_protocols(table.df["protocol"].unique())
+    results = [run_stats(table, orientation, p, min_site_n=min_site_n, mixed=mixed) for p in protocols]
+    check = check_learning(table.df, study_dir, load_thresholds(study_dir))
+    return save_stats(results, StudyLayout(study_dir).stats_dir, check)
 
 
 def save_stats(results: list[ProtocolStats], out: str | Path, check: LearningCheck | None = None) -> Path:
     """Write already computed statistics (from :func:`run_stats`) as CSV, Markdown and JSON under ``out``.
 
-    ``check`` (the study's :class:`iphbench.evaluation.learning.LearningCheck`) puts its banner at the
+    ``check`` (the study's :class:`iphbench.study.learning.LearningCheck`) puts its banner at the
     top of ``stats.md`` when a style did not learn, and is stored as ``learning_check.json``.
     """
     out = Path(out)

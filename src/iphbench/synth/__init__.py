@@ -3,7 +3,7 @@
 Stands in for the paper's private 17-site data (section 3.1) so every stage runs end to end:
 a head phantom with realistic HU (``phantom``), lobulated hemorrhages with an oedema rim
 (``lesion``), per-site scanner effects and file orientations (``scanner``), one subject
-(``subject``) and the cohort writer (``cohort``). The ``hard`` preset (``preset``, ``hard``,
+(``subject``; ``render`` picks the standard or hard renderer) and the cohort writer (``cohort``). The ``hard`` preset (``preset``, ``hard``,
 ``mimics``, ``bleeds``, ``artifacts``) makes the cohort hard the ways real scans are. See
 ``docs/synthetic.md``.
 
@@ -17,8 +17,9 @@ from __future__ import annotations
 from iphbench.synth.cohort import COHORT_COLUMNS, HARD_COLUMNS, generate_cohort, lesion_volumes, plan_cohort
 from iphbench.synth.phantom import TISSUE_HU, HeadAnatomy, Tissue, draw_head, render_head
 from iphbench.synth.preset import PRESETS, HardLabel, HardPreset, resolve_preset
+from iphbench.synth.render import synthesize_subject
 from iphbench.synth.scanner import ScannerProfile, allocate_sites, make_site_profile
-from iphbench.synth.subject import SubjectSpec, SyntheticScan, synthesize_subject
+from iphbench.synth.subject import SubjectSpec, SyntheticScan
 
 __all__ = [
     "COHORT_COLUMNS",

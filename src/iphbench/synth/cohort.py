@@ -30,8 +30,9 @@ import numpy as np
 from iphbench import __version__
 from iphbench._files import atomic_path, atomic_write_json, atomic_write_text
 from iphbench.synth.preset import HardLabel, HardPreset, hard_site_profile, resolve_preset
+from iphbench.synth.render import synthesize_subject
 from iphbench.synth.scanner import SIZES, ScannerProfile, allocate_sites, make_site_profile, to_storage
-from iphbench.synth.subject import SubjectSpec, SyntheticScan, synthesize_subject
+from iphbench.synth.subject import SubjectSpec, SyntheticScan
 
 log = logging.getLogger(__name__)
 

@@ -89,17 +89,13 @@ def draw_demographics(seed: int, index: int) -> tuple[int, str]:
     return age, sex
 
 
-def synthesize_subject(spec: SubjectSpec) -> SyntheticScan:
-    """Render one subject: head phantom, hemorrhage and oedema, clean HU, then the site's scanner.
+def synthesize_standard(spec: SubjectSpec) -> SyntheticScan:
+    """Render one subject of the standard cohort: head, hemorrhage and oedema, clean HU, then the scanner.
 
     The mask is the hemorrhage label on the site's grid: in ``hu_clean`` it is exactly the
-    intracranial region at or above ``LESION_HU_RANGE[0]`` HU. With ``spec.preset`` set the
-    hard preset renders it (``iphbench.synth.hard``).
+    intracranial region at or above ``LESION_HU_RANGE[0]`` HU. ``spec.preset`` is not read:
+    ``iphbench.synth.render.synthesize_subject`` sends a spec with a preset to the hard preset.
     """
-    if spec.preset is not None:
-        from iphbench.synth.hard import synthesize_hard
-
-        return synthesize_hard(spec)
     age, sex = draw_demographics(spec.seed, spec.index)
     grid = grid_for(spec.profile)
     head = place_head(spec, grid, age)

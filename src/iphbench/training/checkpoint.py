@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,8 @@ import torch
 from torch import nn
 
 from iphbench._files import atomic_path, atomic_write_text
-from iphbench.config import MODEL_NAMES, ModelConfig
+from iphbench.config import ModelConfig
+from iphbench.models import create_model, list_models
 
 log = logging.getLogger(__name__)
 
@@ -60,9 +62,9 @@ def model_kwargs(model_cfg: ModelConfig, name: str) -> dict[str, Any]:
     """
     out: dict[str, Any] = {"batch_norm": model_cfg.batch_norm}
     for key, value in model_cfg.kwargs.items():
-        if key not in MODEL_NAMES or not isinstance(value, dict):
+        if key not in list_models() or not isinstance(value, dict):
             raise ValueError(
-                f"models.kwargs must map architecture names {list(MODEL_NAMES)} to settings, "
+                f"models.kwargs must map architecture names {list_models()} to settings, "
                 f"got {key!r}: {value!r}; write e.g. kwargs: {{transunet: {{depth: 4}}}}"
             )
     out.update(model_cfg.kwargs.get(name, {}))
@@ -81,8 +83,6 @@ def build_model(
 
     ``pretrained`` (a local VGG16 weights file) is passed only when set.
     """
-    from iphbench.models import create_model
-
     extra = dict(kwargs)
     if pretrained is not None:
         extra["pretrained"] = pretrained
@@ -242,8 +242,6 @@ class CheckpointWriter:
     """
 
     def __init__(self) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="iphbench-ckpt")
         self._pending: list[Any] = []
 

@@ -28,11 +28,11 @@ import torch
 from torch import Tensor, nn
 
 from iphbench._device import resolve_device
-from iphbench.config import TrainConfig
+from iphbench.config import PrepConfig, TrainConfig
 from iphbench.training.augment import Augmentation
 from iphbench.training.compiled import Guarded, compile_fn, resolve_compile, uses_cudagraphs
 from iphbench.training.loss import DiceFocalLoss
-from iphbench.training.recipe import RunRecipe
+from iphbench.training.recipe import RunRecipe, resolve_recipe
 from iphbench.training.schedule import Schedule, build_optimizer
 
 
@@ -95,9 +95,6 @@ class Engine:
         """``recipe`` defaults to the paper recipe of ``train_cfg``; ``train_cfg.compile`` and
         ``compile_mode`` decide compilation (:func:`~iphbench.training.compiled.resolve_compile`)."""
         if recipe is None:
-            from iphbench.config import PrepConfig
-            from iphbench.training.recipe import resolve_recipe
-
             recipe = resolve_recipe(train_cfg, "paper", PrepConfig())
         cuda = device.type == "cuda"
         model = model.to(device)

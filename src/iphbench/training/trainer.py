@@ -31,6 +31,7 @@ import torch
 
 from iphbench._files import atomic_write_json
 from iphbench.config import ModelConfig, PrepConfig, TrainConfig, config_hash
+from iphbench.preprocessing.store import PatchStore
 from iphbench.training import checkpoint as ckpt
 from iphbench.training.compiled import compile_cache, resolve_compile
 from iphbench.training.data import SliceSet, derive_seed, steps_per_epoch
@@ -398,8 +399,6 @@ def train_run(
 
 def _open_store(store: PatchSource | str | Path) -> PatchSource:
     if isinstance(store, str | Path):
-        from iphbench.preprocessing.store import PatchStore
-
         return PatchStore(store)
     return store
 

@@ -10,7 +10,7 @@ scan's row while the others go on. ``predictions.csv`` in the output folder is r
 
 Every output path is planned (:func:`batch_outputs`) and checked before any model is loaded
 (:func:`check_batch_outputs`: no output replaces an input, none replaces a file that
-``iphbench predict`` did not write unless ``overwrite``; ``iphbench.inference.outputs``). Warnings
+``iphbench predict`` did not write unless ``overwrite``; ``iphbench.study.outputs``). Warnings
 logged while a scan is read and predicted, and the plausibility flags of its prediction
 (:func:`iphbench.inference.scan.plausibility_warnings`), go into its row's ``warnings`` column.
 """
@@ -29,16 +29,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from iphbench.inference.outputs import (
+from iphbench._files import atomic_write_text
+from iphbench.inference.scan import ScanPrediction, plausibility_warnings
+from iphbench.inference.summary_image import write_summary_png
+from iphbench.io import read_volume
+from iphbench.io.cohort import CohortError, load_cohort, missing_columns_problem
+from iphbench.io.read import SUFFIXES
+from iphbench.io.seg import SegWriteError, write_dicom_seg
+from iphbench.io.volume import Volume
+from iphbench.masks import count_lesions
+from iphbench.study.outputs import (
     STAMP_KEY,
     check_outputs,
     stamp,
     write_prediction_mask,
     write_stamped_nifti,
 )
-from iphbench.inference.scan import ScanPrediction, ScanPredictor, count_lesions, plausibility_warnings
-from iphbench.io.read import SUFFIXES
-from iphbench.io.volume import Volume
+from iphbench.study.predict import ScanPredictor
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +143,6 @@ def _scans_in(folder: Path, exclude: Path | None) -> list[ScanInput]:
 
 def manifest_inputs(csv: Path) -> list[ScanInput]:
     """The ``subject`` and ``image`` columns of a cohort manifest (paths relative to its folder)."""
-    from iphbench.io.cohort import CohortError, load_cohort, missing_columns_problem
 
     try:
         df = load_cohort(csv)
@@ -321,8 +327,6 @@ def predict_one(
         The scan's row of ``predictions.csv`` (``COLUMNS``); ``warnings`` holds what was logged
         while it was read and predicted, and the plausibility flags of its prediction.
     """
-    from iphbench.io import read_volume
-    from iphbench.io.seg import SegWriteError
 
     if output is None and out_dir is None:
         raise ValueError("predict_one needs an output file or an output folder")
@@ -383,7 +387,6 @@ def _write(
     Returns:
         The summary image written, or "" without ``summary_png``.
     """
-    from iphbench.io.seg import write_dicom_seg
 
     if output.name.lower().endswith(".dcm"):
         params = {
@@ -399,8 +402,6 @@ def _write(
     if probability is not None:
         write_stamped_nifti(result.probability, image, probability, "probability", np.float32)
     if summary_png:
-        from iphbench.inference.summary_image import write_summary_png
-
         png = summary_path(output)
         write_summary_png(image, result, png, subject=item.subject, metadata={STAMP_KEY: stamp("summary")})
         return str(png)
@@ -446,10 +447,9 @@ def predict_many(
 
     Raises:
         OutputRefused: a planned output is an input or a file we did not write
-            (:func:`iphbench.inference.outputs.check_outputs`);
+            (:func:`iphbench.study.outputs.check_outputs`);
             nothing was written.
     """
-    from iphbench._files import atomic_write_text
 
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose {', '.join(FORMATS)}")

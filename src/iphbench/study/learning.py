@@ -41,6 +41,7 @@ import numpy as np
 import pandas as pd
 
 from iphbench.config import LearningCheckConfig
+from iphbench.layout import StudyLayout
 from iphbench.styles import ordered_style_names, style_label
 from iphbench.views import FUSED, ORIENTATIONS
 
@@ -191,23 +192,22 @@ def _never_rose(curve: np.ndarray, t: LearningCheckConfig) -> bool:
 
 
 def _histories(study: Path, notes: list[str]) -> dict[str, list[np.ndarray]]:
-    """Validation curves per style from ``runs/<style>/<view>/fold<k>/history.csv`` (columns read by name)."""
+    """Validation curves per style from the runs' ``history.csv`` (columns read by name)."""
     out: dict[str, list[np.ndarray]] = {}
     bad: list[str] = []
-    for path in sorted((study / "runs").glob("*/*/fold*/history.csv")):
-        try:
-            hist = pd.read_csv(path)
-        except (OSError, ValueError, pd.errors.EmptyDataError) as exc:
-            log.warning("%s: not readable (%s)", path, exc)
-            bad.append(str(path.relative_to(study)))
-            continue
-        col = next((c for c in VALIDATION_COLUMNS if c in hist.columns), None)
-        values = pd.to_numeric(hist[col], errors="coerce").to_numpy(float) if col else np.empty(0)
+    layout = StudyLayout(study)
+    for run, hist in layout.histories():
+        col = next((c for c in VALIDATION_COLUMNS if c in hist.columns), None) if hist is not None else None
+        values = (
+            pd.to_numeric(hist[col], errors="coerce").to_numpy(float)
+            if hist is not None and col
+            else np.empty(0)
+        )
         values = values[np.isfinite(values)]
         if values.size == 0:
-            bad.append(str(path.relative_to(study)))
+            bad.append(str(run.history.relative_to(layout.root)))
             continue
-        out.setdefault(path.parts[-4], []).append(values)
+        out.setdefault(run.style, []).append(values)
     if bad:
         shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
         notes.append(
@@ -218,16 +218,8 @@ def _histories(study: Path, notes: list[str]) -> dict[str, list[np.ndarray]]:
 
 def load_thresholds(study_dir: str | Path) -> LearningCheckConfig:
     """``eval.learning_check`` from ``<study>/config.yaml``; the defaults when there is none or it is invalid."""
-    from iphbench.config import ConfigError, StudyConfig
-
-    path = Path(study_dir) / "config.yaml"
-    if not path.is_file():
-        return LearningCheckConfig()
-    try:
-        return StudyConfig.load(path).eval.learning_check
-    except ConfigError as exc:
-        log.warning("%s; the learning check uses its default thresholds", exc)
-        return LearningCheckConfig()
+    cfg = StudyLayout(study_dir).config_or_none()
+    return cfg.eval.learning_check if cfg is not None else LearningCheckConfig()
 
 
 __all__ = [

@@ -1,5 +1,5 @@
 """A compact summary of metrics.csv for the terminal: mean Dice, IoU and d_H95 per protocol, orientation and
-style, and the "did the models learn?" verdict (:mod:`iphbench.evaluation.learning`)."""
+style, and the "did the models learn?" verdict (:mod:`iphbench.study.learning`)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from iphbench.evaluation.completeness import read_metrics
-from iphbench.evaluation.learning import LearningCheck, check_learning, load_thresholds
+from iphbench.study.completeness import read_metrics
+from iphbench.study.learning import LearningCheck, check_learning, load_thresholds
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:

@@ -5,7 +5,7 @@ study folder's config and version, the preprocessing settings, the cohort manife
 filters), then prepares the patch store under ``prep/``, stamps the study folder
 (``config.yaml``, ``study.json``) and writes ``folds.csv``, then trains every (model, view,
 fold) run that is not finished: a run with ``done.json`` is skipped, a run with ``last.pt``
-resumes. Runs go to an executor (``local`` or ``ray``, see :mod:`iphbench.training.executors`);
+resumes. Runs go to an executor (``local`` or ``ray``, see :mod:`iphbench.study.executors`);
 one failing run is recorded with its error and the others go on.
 
 Example:
@@ -17,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-import json
 import logging
 import traceback
 from collections.abc import Sequence
@@ -30,18 +29,14 @@ import pandas as pd
 import iphbench
 from iphbench._files import atomic_write_json
 from iphbench.config import EXECUTION_SETTINGS, StudyConfig, config_hash
+from iphbench.layout import RunLayout, StudyFolderError, StudyLayout
+from iphbench.preprocessing.pipeline import check_prep_config
+from iphbench.preprocessing.store import PatchStore, load_manifest, prepare_store
+from iphbench.study.backends import BackendUnavailableError, StyleBackend, backend_for
+from iphbench.study.executors import EXECUTORS, Outcome, job, run_local, run_ray, visible_devices
+from iphbench.study.progress import ProgressBoard, live_board
 from iphbench.styles import parse_style, study_styles
-from iphbench.training.executors import (
-    EXECUTORS,
-    Outcome,
-    job,
-    run_dir_of,
-    run_local,
-    run_ray,
-    visible_devices,
-)
 from iphbench.training.folds import make_folds, n_folds, read_folds, write_folds
-from iphbench.training.progress import ProgressBoard, live_board
 
 log = logging.getLogger(__name__)
 
@@ -58,8 +53,8 @@ class RunSpec:
     view: str
     fold: int
 
-    def run_dir(self, out: str | Path) -> Path:
-        return run_dir_of(out, self.style, self.view, self.fold)
+    def run(self, out: str | Path) -> RunLayout:
+        return StudyLayout(out).run(self.style, self.view, self.fold)
 
     def __str__(self) -> str:
         return f"{self.style}/{self.view}/fold{self.fold}"
@@ -113,11 +108,14 @@ def _hashed_settings(config: StudyConfig, with_cohort: bool) -> dict[str, Any]:
     data["train"]["iphbench"].pop("min_component_ml", None)  # post-processing: part of the evaluation key
     for key in EXECUTION_SETTINGS:  # where and how fast runs train does not change what they train
         data["train"].pop(key, None)
-    if any(parse_style(n).is_nnunet for n in config.models.names):
-        for key in ("preprocessing_workers", "augmentation_workers"):  # how many processes, not what
-            data["nnunet"].pop(key, None)
-    else:  # a study without nnU-Net styles keeps the hash it had before the nnunet block existed
-        data.pop("nnunet", None)
+    backends = [backend_for(n) for n in config.models.names]
+    for section in ("nnunet",):  # a backend's own section counts only when the study uses that backend
+        if not any(section in b.config_sections for b in backends):
+            data.pop(section, None)  # so a study keeps the hash it had before the section existed
+    for backend in backends:
+        for key in backend.unhashed:  # how many processes, not what is trained
+            name, _, setting = key.partition(".")
+            data.get(name, {}).pop(setting, None)
     return data
 
 
@@ -131,15 +129,15 @@ def check_study(out: Path, config: StudyConfig) -> bool:
         StudyError: ``study.json`` is unreadable, or records another config hash or version
             (for example a ``config.yaml`` edited after training).
     """
-    marker = Path(out) / "study.json"
-    if not marker.exists():
+    layout = StudyLayout(out)
+    stored = _read_marker(layout)
+    if stored is None:
         return False
     digest = study_hash(config)
-    stored = _read_marker(marker, out)
     if stored.get("config_hash") not in (digest, config_hash(_hashed_settings(config, with_cohort=True))):
         raise StudyError(
             f"study folder {out} was made with a different config (hash {stored.get('config_hash')}, "
-            f"this config {digest}); compare with {Path(out) / 'config.yaml'}, then either restore that config "
+            f"this config {digest}); compare with {layout.config_yaml}, then either restore that config "
             "or choose a new 'out' folder"
         )
     if stored.get("iphbench") != iphbench.__version__:  # never mix results of two versions
@@ -151,16 +149,11 @@ def check_study(out: Path, config: StudyConfig) -> bool:
     return True
 
 
-def _read_marker(marker: Path, out: Path) -> dict[str, Any]:
+def _read_marker(layout: StudyLayout) -> dict[str, Any] | None:
     try:
-        stored = json.loads(marker.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise StudyError(
-            f"{marker} is not valid JSON ({exc}); delete it only if {out} holds no results"
-        ) from None
-    if not isinstance(stored, dict):
-        raise StudyError(f"{marker} does not hold a mapping; delete it only if {out} holds no results")
-    return stored
+        return layout.read_study_json()
+    except StudyFolderError as exc:
+        raise StudyError(str(exc)) from None
 
 
 def open_study(config: StudyConfig) -> Path:
@@ -169,13 +162,13 @@ def open_study(config: StudyConfig) -> Path:
     Writes ``config.yaml`` (resolved) and ``study.json`` (iphbench version and config hash; a
     ``study.json`` of the hash before issue 20, which covered the cohort's path, is rewritten).
     """
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
+    layout = StudyLayout(config.out)
+    layout.root.mkdir(parents=True, exist_ok=True)
     digest = study_hash(config)
-    if not check_study(out, config) or _read_marker(out / "study.json", out).get("config_hash") != digest:
-        atomic_write_json(out / "study.json", {"iphbench": iphbench.__version__, "config_hash": digest})
-    config.save(out / "config.yaml")
-    return out
+    if not check_study(layout.root, config) or (_read_marker(layout) or {}).get("config_hash") != digest:
+        atomic_write_json(layout.study_json, {"iphbench": iphbench.__version__, "config_hash": digest})
+    config.save(layout.config_yaml)
+    return layout.root
 
 
 def check_inputs(
@@ -194,20 +187,17 @@ def check_inputs(
         ConfigError: preprocessing settings that cannot work.
         ValueError: the cohort manifest is missing, unreadable or empty (``CohortError``).
     """
-    from iphbench.preprocessing.pipeline import check_prep_config
-    from iphbench.preprocessing.store import load_manifest  # the manifest rules of prepare_store
-
-    out = Path(config.out)
-    check_study(out, config)
+    layout = StudyLayout(config.out)
+    check_study(layout.root, config)
     check_prep_config(config.prep)
-    manifest = load_manifest(config.cohort)
-    _check_same_subjects(out, config.cohort, manifest["subject"].astype(str).tolist())
+    manifest = load_manifest(config.cohort)  # the manifest rules of prepare_store
+    _check_same_subjects(layout, config.cohort, manifest["subject"].astype(str).tolist())
     _chosen_cells(config, styles, views, None, None)
 
 
-def _check_same_subjects(out: Path, cohort: str, subjects: list[str]) -> None:
+def _check_same_subjects(layout: StudyLayout, cohort: str, subjects: list[str]) -> None:
     """Refuse a cohort whose subjects are not those ``folds.csv`` split (the study's own)."""
-    path = out / "folds.csv"
+    path, out = layout.folds_csv, layout.root
     if not path.is_file():
         return
     split = set(read_folds(path)["subject"].astype(str))
@@ -237,10 +227,8 @@ def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.
     own settings with ``prep/store.json``). ``folds.csv`` is written after the stamp, so a
     ``folds.csv`` always belongs to the config in ``study.json``.
     """
-    from iphbench.preprocessing.store import PatchStore, prepare_store
-
-    out = Path(config.out)
-    prepared = prepare_store(config.cohort, out / "prep", config.prep, progress=progress)
+    layout = StudyLayout(config.out)
+    prepared = prepare_store(config.cohort, layout.prep, config.prep, progress=progress)
     if prepared.failed:  # training on the others would silently drop these subjects from the study
         listed = "; ".join(f"{s}: {e}" for s, e in list(prepared.failed.items())[:5])
         more = f" and {len(prepared.failed) - 5} more" if len(prepared.failed) > 5 else ""
@@ -249,8 +237,8 @@ def prepare_study(config: StudyConfig, progress: bool = False) -> tuple[Any, pd.
             "fix their files (see 'iphbench validate') or remove them from the cohort, then run again "
             "(prepared subjects are kept)"
         )
-    store = PatchStore(out / "prep")
-    folds_path = out / "folds.csv"
+    store = PatchStore(layout.prep)
+    folds_path = layout.folds_csv
     if folds_path.exists():
         folds = read_folds(folds_path)
         open_study(config)
@@ -296,7 +284,7 @@ def _chosen_cells(
     """The (style, view) cells of the grid the filters keep; refuses a filter value not in the
     study (``folds`` once ``n_fold`` is known) and nnU-Net styles without nnU-Net installed."""
     all_styles = grid_styles(config)
-    own_views = {s: _run_views(s, config.views) for s in all_styles}  # nnU-Net: its one 3D/2D "view"
+    own_views = {s: parse_style(s).run_views(config.views) for s in all_styles}  # nnU-Net: its 3D / 2D
     checks: list[tuple[str, Sequence[Any] | None, list[Any]]] = [
         ("style", styles, all_styles),
         ("view", views, list(dict.fromkeys(v for vs in own_views.values() for v in vs))),
@@ -309,51 +297,43 @@ def _chosen_cells(
             raise StudyError(f"{name}(s) {bad} are not in this study; it has {list(allowed)}")
     chosen_styles = [s for s in all_styles if s in styles] if styles else all_styles
     cells = [(m, v) for m in chosen_styles for v in own_views[m] if not views or v in views]
-    if any(parse_style(m).is_nnunet for m, _ in cells):
-        from iphbench.nnunet import NnunetUnavailableError, require_nnunet
-
+    for backend in dict.fromkeys(backend_for(m) for m, _ in cells):  # each backend used, once
         try:
-            require_nnunet()
-        except NnunetUnavailableError as exc:
+            backend.check_available()
+        except BackendUnavailableError as exc:
             raise StudyError(str(exc)) from None
     return cells
 
 
-def _prepare_nnunet(
-    config: StudyConfig, store: Any, folds: pd.DataFrame, todo: list[RunSpec]
+def _prepare_backends(
+    config: StudyConfig, store: PatchStore, folds: pd.DataFrame, todo: list[RunSpec]
 ) -> dict[RunSpec, Outcome]:
-    """nnU-Net's export, plans, preprocessing and split, once, before its folds run in parallel.
+    """Each backend's own preparation (nnU-Net: export, plans, preprocessing, split), once, before
+    its runs train in parallel.
 
-    Returns the nnU-Net runs that cannot start because this failed, as failed outcomes (their
-    ``error.txt`` holds the traceback); the study's other runs go on.
+    Returns the runs that cannot start because their backend's preparation failed, as failed
+    outcomes (their ``error.txt`` holds the traceback); the study's other runs go on.
     """
-    runs = [r for r in todo if parse_style(r.style).is_nnunet]
-    if not runs:
-        return {}
-    from iphbench.nnunet.prepare import prepare_nnunet
-
-    try:
-        prepare_nnunet(config, store.subjects_table, folds, list(dict.fromkeys(r.style for r in runs)))
-    except Exception as exc:
-        text = traceback.format_exc()
-        log.error("nnU-Net could not be prepared (%s); its %d run(s) are not trained", exc, len(runs))
-        failed = {}
-        for r in runs:
-            r.run_dir(config.out).mkdir(parents=True, exist_ok=True)
-            (r.run_dir(config.out) / "error.txt").write_text(text, encoding="utf-8")
-            failed[r] = {"style": r.style, "view": r.view, "fold": r.fold, "status": "failed",
-                         "error": f"nnU-Net preparation failed: {type(exc).__name__}: {exc}"}  # fmt: skip
-        return failed
-    return {}
-
-
-def _run_views(style: str, views: Sequence[str]) -> list[str]:
-    """The ``view`` folders of a style's runs: the study's views, or an nnU-Net style's 3D / 2D."""
-    if parse_style(style).is_nnunet:
-        from iphbench.nnunet import orientation_of
-
-        return [orientation_of(style)]
-    return list(views)
+    by_backend: dict[StyleBackend, list[RunSpec]] = {}
+    for r in todo:
+        by_backend.setdefault(backend_for(r.style), []).append(r)
+    failed: dict[RunSpec, Outcome] = {}
+    layout = StudyLayout(config.out)
+    for backend, runs in by_backend.items():
+        try:
+            backend.prepare(config, store, folds, list(dict.fromkeys(r.style for r in runs)))
+        except Exception as exc:
+            text = traceback.format_exc()
+            log.error(
+                "%s could not be prepared (%s); its %d run(s) are not trained", backend.name, exc, len(runs)
+            )
+            for r in runs:
+                run = layout.run(r.style, r.view, r.fold)
+                run.dir.mkdir(parents=True, exist_ok=True)
+                run.error.write_text(text, encoding="utf-8")
+                failed[r] = {"style": r.style, "view": r.view, "fold": r.fold, "status": "failed",
+                             "error": f"{backend.name} preparation failed: {type(exc).__name__}: {exc}"}  # fmt: skip
+    return failed
 
 
 def run_study(
@@ -391,9 +371,9 @@ def run_study(
     store, folds_df = prepare_study(config, progress=progress)  # stamps the study folder
     out = Path(config.out)
     grid = plan_runs(config, n_folds(folds_df), styles, views, folds)
-    skipped = [r for r in grid if (r.run_dir(out) / "done.json").exists()]
+    skipped = [r for r in grid if r.run(out).finished]
     todo = [r for r in grid if r not in skipped]
-    unprepared = _prepare_nnunet(config, store, folds_df, todo)
+    unprepared = _prepare_backends(config, store, folds_df, todo)
     todo = [r for r in todo if r not in unprepared]
     log.info(
         "study %s: %d runs, %d already done, %d to train (%s)",

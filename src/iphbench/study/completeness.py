@@ -13,7 +13,7 @@ goes through two checks kept here:
   orientation × protocol that ``evaluate`` scores (:func:`subject_rows`; docs/formats.md).
 
 :func:`read_metrics` applies both to ``metrics.csv``; ``evaluate`` applies both to each cache file
-before trusting it (:mod:`iphbench.evaluation.evaluate`).
+before trusting it (:mod:`iphbench.study.evaluate`).
 """
 
 from __future__ import annotations
@@ -23,16 +23,14 @@ import io
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from iphbench.styles import NNUNET_ORIENTATIONS, study_styles
-from iphbench.views import FUSED, VIEWS
-
-if TYPE_CHECKING:
-    from iphbench.config import StudyConfig
-    from iphbench.preprocessing.store import PatchStore
+from iphbench.config import StudyConfig
+from iphbench.evaluation.scoring import METRICS
+from iphbench.layout import StudyLayout
+from iphbench.preprocessing.store import PatchStore
+from iphbench.styles import study_styles
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +42,15 @@ TEXT_COLUMNS: tuple[str, ...] = ("subject", "site", "style", "orientation", "pro
 NUMBER_COLUMNS: tuple[str, ...] = ("fold", "dice", "iou", "ref_ml", "pred_ml")
 #: Number columns that may be empty (NaN: an undefined d_H95, precision or recall), never text. Not ``age``:
 #: a cohort's age may be text, which the statistics read as missing.
-OPTIONAL_NUMBER_COLUMNS: tuple[str, ...] = (
-    "hd95_mm", "precision", "recall", "fov_diagonal_mm", "lesions_ref", "lesions_hit", "lesions_false",
-)  # fmt: skip
+#: Every metric of the metric table is one of the two (so a new metric's cells are checked too).
+OPTIONAL_NUMBER_COLUMNS: tuple[str, ...] = tuple(
+    dict.fromkeys(
+        [
+            *(m.name for m in METRICS if m.name not in NUMBER_COLUMNS),
+            *("fov_diagonal_mm", "lesions_ref", "lesions_hit", "lesions_false"),
+        ]
+    )
+)
 
 #: How many missing or surplus rows a message names before it only counts them.
 SHOWN = 5
@@ -56,14 +60,6 @@ Key = tuple[str, str, str, str]
 
 class ResultsTableError(ValueError):
     """A results table is cut short, damaged, or lacks rows its study must have (the message names the file)."""
-
-
-def orientations_for(views: Sequence[str]) -> list[str]:
-    """The single views trained, in the paper's order, plus 2.5D when all three are there (section 3.4)."""
-    out = [v for v in VIEWS if v in views]
-    if all(v in views for v in VIEWS):
-        out.append(FUSED)
-    return out
 
 
 def scored_protocols(protocols: Sequence[str], lesion_patch: bool) -> list[str]:
@@ -83,10 +79,8 @@ def subject_rows(cfg: StudyConfig, lesion_patch: bool) -> list[tuple[str, str, s
     (``3D`` or ``2D``, docs/nnunet.md).
     """
     styles = study_styles(cfg.models.names, cfg.train.recipes, cfg.train.recipe_models)
-    orientations = orientations_for([v for v in VIEWS if v in cfg.views])
     protocols = scored_protocols(cfg.eval.protocols, lesion_patch)
-    own = [(s.name, o, p) for s in styles if not s.is_nnunet for p in protocols for o in orientations]
-    return own + [(s.name, NNUNET_ORIENTATIONS[s.name], p) for s in styles if s.is_nnunet for p in protocols]
+    return [(s.name, o, p) for s in styles for p in protocols for o in s.orientations(cfg.views)]
 
 
 def has_lesion_patch(store: PatchStore, subject: str) -> bool:
@@ -101,17 +95,14 @@ def study_rows(study_dir: str | Path) -> tuple[list[Key] | None, str]:
     patch store (which subjects have a lesion patch). Returns ``(None, why)`` when the folder is not
     a whole study (e.g. a ``metrics.csv`` copied alone): then only the file itself can be checked.
     """
-    study = Path(study_dir)
-    for name in ("config.yaml", "folds.csv", "prep/store.json"):
-        if not (study / name).is_file():
-            return None, f"there is no {name} beside it"
-    from iphbench.config import StudyConfig
-    from iphbench.preprocessing.store import PatchStore  # nibabel and friends: only when there is a study
-
+    layout = StudyLayout(study_dir)
+    for path in (layout.config_yaml, layout.folds_csv, layout.prep / "store.json"):
+        if not path.is_file():
+            return None, f"there is no {path.relative_to(layout.root)} beside it"
     try:
-        cfg = StudyConfig.load(study / "config.yaml")
-        folds = pd.read_csv(study / "folds.csv", dtype={"subject": str, "site": str})
-        store = PatchStore(study / "prep")
+        cfg = layout.config()
+        folds = layout.folds()
+        store = PatchStore(layout.prep)
         test = [str(s) for s in folds.loc[folds["role"] == "test", "subject"]]
         return [(s, *row) for s in test for row in subject_rows(cfg, has_lesion_patch(store, s))], ""
     except (OSError, ValueError, KeyError) as exc:  # ConfigError and pandas' errors are ValueErrors
@@ -120,9 +111,9 @@ def study_rows(study_dir: str | Path) -> tuple[list[Key] | None, str]:
 
 def rebuild_hint(study_dir: str | Path) -> str:
     """What to do about a damaged ``metrics.csv``: evaluate its study again (the caches make it cheap)."""
-    study = Path(study_dir)
-    if (study / "config.yaml").is_file():
-        return f"run 'iphbench evaluate {study}' to rebuild it"
+    layout = StudyLayout(study_dir)
+    if layout.is_study():
+        return f"run 'iphbench evaluate {layout.root}' to rebuild it"
     return "rebuild it with 'iphbench evaluate' on its study folder"
 
 

@@ -21,7 +21,8 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from iphbench.training.executors import Job, Outcome, run_dir_of
+from iphbench.layout import StudyLayout
+from iphbench.study.executors import Job, Outcome
 
 _STYLE = {"queued": "dim", "running": "yellow", "done": "green", "skipped": "cyan", "failed": "bold red"}
 
@@ -75,7 +76,7 @@ class ProgressBoard:
         return out
 
     def _status(self, key: tuple[str, str, int]) -> dict[str, Any]:
-        path = run_dir_of(self.out, *key) / "status.json"
+        path = StudyLayout(self.out).run(*key).status
         try:
             if path.stat().st_mtime < self.t0 - 1.0 and self.state[key] == "queued":
                 return {}

@@ -22,6 +22,7 @@ All runs of a study compile into one cache (``<out>/cache/compile``, ``training/
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
@@ -31,8 +32,14 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 from typing import Any
+
+import torch
+
+from iphbench.config import StudyConfig
+from iphbench.layout import StudyLayout
+from iphbench.study.backends import backend_for
+from iphbench.training.compiled import resolve_cache
 
 log = logging.getLogger(__name__)
 
@@ -53,32 +60,19 @@ def job(config_dict: dict[str, Any], style: str, view: str, fold: int, device: s
     return {"config": config_dict, "style": style, "view": view, "fold": int(fold), "device": device}
 
 
-def run_dir_of(out: str | Path, style: str, view: str, fold: int) -> Path:
-    """``<out>/runs/<style>/<view>/fold<k>`` (docs/formats.md; a style is ``unet``, ``unet+iphbench``, ...)."""
-    return Path(out) / "runs" / style / view / f"fold{fold}"
-
-
 def execute_run(spec: Job) -> Outcome:
-    """Train one run of a prepared study (store and folds.csv present); never raises for a run failure."""
-    import dataclasses
+    """Train one run of a prepared study (store and folds.csv present); never raises for a run failure.
 
-    from iphbench.config import StudyConfig
-    from iphbench.styles import parse_style
-    from iphbench.training.compiled import resolve_cache
-    from iphbench.training.folds import read_folds
-    from iphbench.training.trainer import train_run
-
+    The style's backend (``iphbench.study.backends``) trains it in its run folder.
+    """
     cfg = StudyConfig.from_dict(spec["config"])
     if spec.get("cpu_threads"):
-        import torch
-
         torch.set_num_threads(int(spec["cpu_threads"]))
-    style = parse_style(spec["style"])
-    run_dir = run_dir_of(cfg.out, spec["style"], spec["view"], spec["fold"])
-    run_dir.mkdir(parents=True, exist_ok=True)
-    error_path = run_dir / "error.txt"
+    layout = StudyLayout(cfg.out)
+    run = layout.run(spec["style"], spec["view"], spec["fold"])
+    run.dir.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
-        error_path.unlink()
+        run.error.unlink()
     train_cfg = dataclasses.replace(cfg.train, compile_cache=resolve_cache(cfg.train.compile_cache, cfg.out))
     if spec.get("device") is not None:
         train_cfg = dataclasses.replace(train_cfg, device=spec["device"])
@@ -87,34 +81,19 @@ def execute_run(spec: Job) -> Outcome:
         "style": spec["style"],
         "view": spec["view"],
         "fold": spec["fold"],
-        "run_dir": str(run_dir),
+        "run_dir": str(run.dir),
         "pid": os.getpid(),
         "started": time.time(),
-        "torch_threads": _torch_threads(),
+        "torch_threads": int(torch.get_num_threads()),
     }
     try:
-        if style.is_nnunet:  # nnU-Net's own trainer, same run folder contract (iphbench.nnunet.run)
-            from iphbench.nnunet.run import run_nnunet_fold
-
-            done = run_nnunet_fold(cfg, spec["style"], spec["fold"], run_dir, train_cfg.device)
-            return {**base, "status": "done", "error": None, "best_val_iou": None, "best_epoch": None,
-                    "epochs_run": done["epochs_run"], "seconds": time.perf_counter() - t0}  # fmt: skip
-        folds = read_folds(Path(cfg.out) / "folds.csv")
-        result = train_run(
-            Path(cfg.out) / "prep",
-            folds,
-            style.arch,
-            spec["view"],
-            spec["fold"],
-            run_dir,
-            cfg.models,
-            train_cfg,
-            recipe=style.recipe,
+        trained = backend_for(spec["style"]).train_fold(
+            cfg, spec["style"], spec["view"], spec["fold"], run, train_cfg
         )
     except Exception as exc:
         text = traceback.format_exc()
-        error_path.write_text(text, encoding="utf-8")
-        log.error("run %s failed: %s (traceback in %s)", run_dir, exc, error_path)
+        run.error.write_text(text, encoding="utf-8")
+        log.error("run %s failed: %s (traceback in %s)", run.dir, exc, run.error)
         return {
             **base,
             "status": "failed",
@@ -123,21 +102,10 @@ def execute_run(spec: Job) -> Outcome:
         }
     finally:
         _free_cuda()
-    return {
-        **base,
-        "status": "done",
-        "error": None,
-        "best_val_iou": result.best_val_iou,
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "compile": result.compile,
-        "seconds": time.perf_counter() - t0,
-    }
+    return {**base, "status": "done", "error": None, **trained, "seconds": time.perf_counter() - t0}
 
 
 def _free_cuda() -> None:
-    import torch
-
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -211,12 +179,6 @@ def run_local(
     return results
 
 
-def _torch_threads() -> int:
-    import torch
-
-    return int(torch.get_num_threads())
-
-
 def torch_device_type(device: str | None) -> str:
     """``"cuda:1"`` → ``"cuda"``; None (the configured device) counts as ``"cpu"`` only when named so."""
     return (device or "auto").split(":")[0]
@@ -229,8 +191,6 @@ def cpu_threads_per_run(cpu_runs: int) -> int:
     training step of a width-8 U-Net took 0.23 s with one thread per process and 2.3 s with two
     while another training process ran (BENCHMARKS.md). So the cores are shared out.
     """
-    import os
-
     return max(1, (os.cpu_count() or 1) // max(1, cpu_runs))
 
 
@@ -301,8 +261,6 @@ def visible_devices(device: str = "auto") -> list[str]:
     """Devices for the local executor: the configured one, or every visible GPU, or the CPU."""
     if device != "auto":
         return [device]
-    import torch
-
     if torch.cuda.is_available():
         return [f"cuda:{i}" for i in range(torch.cuda.device_count())]
     return ["cpu"]
@@ -314,7 +272,6 @@ __all__ = [
     "execute_run",
     "job",
     "ray_gpu_share",
-    "run_dir_of",
     "run_local",
     "run_ray",
     "visible_devices",

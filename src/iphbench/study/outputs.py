@@ -30,6 +30,8 @@ from typing import Any
 
 import nibabel as nib
 import numpy as np
+import SimpleITK as sitk
+from PIL import Image
 
 from iphbench import __version__
 from iphbench._files import atomic_path
@@ -41,7 +43,7 @@ log = logging.getLogger(__name__)
 
 STAMP_KEY = "iphbench"  # the stamp's key in NRRD/MHA headers and PNG text chunks
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"  # DICOM Segmentation Storage SOP class
-#: How every ``predictions.csv`` that iphbench wrote begins (``iphbench.inference.batch.COLUMNS``;
+#: How every ``predictions.csv`` that iphbench wrote begins (``iphbench.study.batch.COLUMNS``;
 #: later versions append columns): the table's stamp.
 TABLE_HEADER: tuple[str, ...] = (
     "subject", "input", "output", "summary", "volume_ml", "n_lesions", "seconds", "status", "error",
@@ -209,16 +211,12 @@ def written_by_predict(path: Path) -> bool:
             ours = descrip.startswith(f"{STAMP_KEY} ")
             return ours and _matches(descrip[len(STAMP_KEY) + 1 :], lambda: np.asanyarray(img.dataobj))
         if name.endswith((".nrrd", ".mha")):
-            import SimpleITK as sitk
-
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(path))
             reader.ReadImageInformation()
             value = reader.GetMetaData(STAMP_KEY) if reader.HasMetaDataKey(STAMP_KEY) else ""
             return _matches(value, lambda: sitk.GetArrayFromImage(reader.Execute()))
         if name.endswith(".png"):
-            from PIL import Image
-
             with Image.open(path) as picture:
                 return _matches(str(picture.info.get(STAMP_KEY, "")), None)
         if name.endswith(".dcm"):
@@ -254,7 +252,6 @@ def write_prediction_mask(mask: np.ndarray, image: Volume, path: Path) -> Path:
     if not name.endswith((".nrrd", ".mha")):
         return write_mask_like(mask, image, path)  # refuses the suffix with its own message
     # write_mask_like (io/mask.py) writes NRRD/MHA without header keys: its steps, plus the stamp
-    import SimpleITK as sitk
 
     itk = to_itk(image.to_source(np.asarray(mask)).astype(np.uint8, copy=False), image.source.affine)
     itk.SetMetaData(STAMP_KEY, stamp("mask", sitk.GetArrayViewFromImage(itk)))

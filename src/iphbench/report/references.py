@@ -12,13 +12,13 @@ Example:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from iphbench.layout import StudyLayout
 from iphbench.nnunet import DEFAULT_EPOCHS, DEFAULT_ITERATIONS, ORIENTATIONS
 from iphbench.styles import style_label
 
@@ -26,15 +26,10 @@ from iphbench.styles import style_label
 def reference_runs(study_dir: str | Path) -> dict[str, list[dict[str, Any]]]:
     """``{style: [done.json of each finished fold]}`` of the study's nnU-Net styles (fold order)."""
     out: dict[str, list[dict[str, Any]]] = {}
+    layout = StudyLayout(study_dir)
     for style, orientation in ORIENTATIONS.items():
-        base = Path(study_dir) / "runs" / style / orientation
-        done = sorted(base.glob("fold*/done.json"), key=lambda p: int(p.parent.name[4:]))
-        runs = []
-        for path in done:
-            try:
-                runs.append(dict(json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, ValueError):
-                continue
+        finished = sorted(layout.finished_runs(style, orientation), key=lambda r: r.fold)
+        runs = [done for done in (r.read_done() for r in finished) if done]
         if runs:
             out[style] = runs
     return out

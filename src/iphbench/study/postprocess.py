@@ -27,8 +27,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from iphbench._files import atomic_write_json
-from iphbench.evaluation.lesions import label_lesions
 from iphbench.evaluation.metrics import dice
+from iphbench.inference import fuse_views, predict_subject_views, threshold
+from iphbench.masks import remove_small_components
+from iphbench.styles import parse_style
+from iphbench.views import FUSED
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -40,20 +43,6 @@ if TYPE_CHECKING:
 
 #: Volumes (mL) tried by ``"auto"``: 0 (off) to 1 mL; the smallest IPH in clinical series is ~0.1 mL.
 CANDIDATES_ML: tuple[float, ...] = (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
-
-
-def remove_small_components(mask: np.ndarray, voxel_ml: float, min_ml: float) -> np.ndarray:
-    """``mask`` without its connected components (26-connectivity) smaller than ``min_ml`` mL.
-
-    Example:
-        >>> m = np.zeros((5, 5, 5), bool); m[0, 0, 0] = True; m[2:5, 2:5, 2:5] = True
-        >>> int(remove_small_components(m, voxel_ml=0.001, min_ml=0.005).sum())
-        27
-    """
-    mask = np.asarray(mask, dtype=bool)
-    if min_ml <= 0 or not mask.any():
-        return mask
-    return label_lesions(mask, voxel_ml, min_ml)[0] > 0
 
 
 #: The least tolerance (mean Dice) of the choice, for very small or very uniform validation sets.
@@ -141,9 +130,6 @@ def postprocess_volumes(
     ``min_component_ml``, or with ``"auto"`` the volume chosen on the fold's validation
     subjects (:func:`choose_min_component_ml`), computed once and kept in ``table``.
     """
-    from iphbench.inference import fuse_views, predict_subject_views, threshold
-    from iphbench.styles import parse_style
-    from iphbench.views import FUSED
 
     setting = cfg.train.iphbench.min_component_ml
     out: dict[str, float] = {}
@@ -193,5 +179,4 @@ __all__ = [
     "PostprocessTable",
     "choose_min_component_ml",
     "postprocess_volumes",
-    "remove_small_components",
 ]
