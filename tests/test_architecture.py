@@ -162,3 +162,17 @@ def test_every_room_is_placed() -> None:
     rooms = {room(module_name(p)) for p in SRC.rglob("*.py")}
     placed = {r for rooms_ in LAYERS for r in rooms_}
     assert rooms <= placed, f"rooms missing from LAYERS: {sorted(rooms - placed)}"
+
+
+def test_the_cli_starts_without_the_heavy_machinery() -> None:
+    """The CLI's lazy loading does its job: `iphbench --help` imports neither torch nor the stages."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, iphbench.cli; "
+        "heavy = [m for m in ('torch', 'pandas', 'matplotlib', 'statsmodels', 'iphbench.study') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"imported when the CLI starts: {out.stdout.strip()}"

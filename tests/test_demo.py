@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from iphbench.demo import DemoSettings, pass_mark, run_demo
+from iphbench.demo import DemoSettings, pass_mark
+from iphbench.demo.run import run_demo
 from iphbench.study.summary import study_learning_check
 
 

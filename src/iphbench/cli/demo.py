@@ -40,7 +40,7 @@ def demo_cmd(
     also with the iphbench recipe, each in 3 views × FOLDS folds, evaluates under the paper and full
     protocols, runs the statistics and writes the report. Reduced settings so that it
     finishes in minutes on a CPU; the report says which."""
-    from iphbench.demo import run_demo
+    from iphbench.demo.run import run_demo
 
     settings = DemoSettings(
         subjects=subjects, sites=sites, folds=folds, width=width, epochs=epochs, seed=seed, preset=preset,

@@ -54,12 +54,12 @@ def prepare_cmd(
 
 def load_prep_config(path: Path) -> PrepConfig:
     """A PrepConfig from YAML: either the settings themselves or a study YAML's ``prep`` section."""
-    from iphbench.config import ConfigError, PrepConfig, _from_dict, load_yaml_mapping
+    from iphbench.config import ConfigError, PrepConfig, from_mapping, load_yaml_mapping
 
     data = load_yaml_mapping(path, "preprocessing config")
     if "prep" in data and isinstance(data["prep"], dict):
         data = data["prep"]
     try:
-        return _from_dict(PrepConfig, data, "prep")
+        return from_mapping(PrepConfig, data, "prep")
     except ConfigError as exc:  # say which file holds the bad setting
         raise ConfigError(f"preprocessing config {path}: {exc}") from None

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from iphbench._files import atomic_save_npy, atomic_write_json, atomic_write_text
-from iphbench.config import PrepConfig, _from_dict
+from iphbench.config import PrepConfig, from_mapping
 from iphbench.io import read_mask, read_volume
 from iphbench.io.cohort import subject_id_problem
 from iphbench.preprocessing.patching import patch_counts, patch_origins
@@ -114,7 +114,7 @@ def prepare_subject(
     subject = str(row.get("subject", ""))
     t0 = time.perf_counter()
     try:
-        cfg = _from_dict(PrepConfig, config, "prep")
+        cfg = from_mapping(PrepConfig, config, "prep")
         summary = _prepare(row, Path(root), cfg, config_hash)
         return {
             "subject": subject,

@@ -33,7 +33,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from iphbench import __version__
 from iphbench._files import atomic_write_json, atomic_write_text
-from iphbench.config import ConfigError, PrepConfig, _from_dict, config_hash, plain
+from iphbench.config import ConfigError, PrepConfig, config_hash, from_mapping, plain
 from iphbench.io.cohort import load_cohort, missing_columns_problem
 from iphbench.preprocessing._subject import (
     DERIVED_COLUMNS,
@@ -225,7 +225,7 @@ class PatchStore:
                 f"{path} has store format {info.get('format')}; this iphbench reads format {STORE_FORMAT}"
             )
         self.info: dict[str, Any] = info
-        self.config: PrepConfig = _from_dict(PrepConfig, info["config"], "prep")
+        self.config: PrepConfig = from_mapping(PrepConfig, info["config"], "prep")
         self.config_hash: str = str(info["config_hash"])
 
     @property
