@@ -107,10 +107,7 @@ def model_entrypoint(name: str) -> ModelFn:
     Raises:
         KeyError: If no model has that name; the message lists the valid names.
     """
-    try:
-        return _model_entrypoints[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; valid models are {list_models()}") from None
+    return _registered(_model_entrypoints, name)
 
 
 def model_info(name: str) -> ModelInfo:
@@ -119,10 +116,13 @@ def model_info(name: str) -> ModelInfo:
     Raises:
         KeyError: If no model has that name; the message lists the valid names.
     """
-    try:
-        return _model_info[name]
-    except KeyError:
-        raise KeyError(f"unknown model {name!r}; valid models are {list_models()}") from None
+    return _registered(_model_info, name)
+
+
+def _registered(table: dict[str, Any], name: str) -> Any:
+    if name not in table:
+        raise KeyError(f"unknown model {name!r}; valid models are {list_models()}")
+    return table[name]
 
 
 def unregister_model(name: str) -> None:
