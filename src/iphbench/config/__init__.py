@@ -312,7 +312,6 @@ class StudyConfig:
 
     def save(self, path: str | Path) -> None:
         """Save the resolved config (atomically)."""
-
         atomic_write_text(path, self.to_yaml())
 
 

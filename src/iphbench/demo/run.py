@@ -29,7 +29,6 @@ def run_demo(
     progress: bool = False,
 ) -> DemoResult:
     """Run the whole demo into ``out`` and return where the report is and the headline result."""
-
     s = settings or DemoSettings()
     pass_mark(s.preset)  # an unknown preset fails before any work
     root = Path(out).resolve()

@@ -72,7 +72,6 @@ def nnunet_environment(
             nnU-Net's default.
         log_path: append nnU-Net's printed output to this file instead of the console.
     """
-
     where = folders(study_dir)
     values = {
         "nnUNet_raw": str(where.raw),

@@ -80,7 +80,6 @@ def export_dataset(
     Returns:
         ``{subject: case}`` of the exported (labelled) subjects. Cases already written are kept.
     """
-
     root = folders(study_dir).dataset_raw
     (root / "imagesTr").mkdir(parents=True, exist_ok=True)
     (root / "labelsTr").mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ Each method is one stage of a style's life in a study:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -34,11 +35,12 @@ from iphbench.io.volume import Volume
 from iphbench.layout import RunLayout, StudyLayout
 from iphbench.masks import remove_small_components
 from iphbench.nnunet import NnunetUnavailableError, orientation_of, require_nnunet
-from iphbench.nnunet.predict import load_nnunet, predict_scan_nnunet
+from iphbench.nnunet.predict import finished_folds, load_nnunet, predict_scan_nnunet
 from iphbench.nnunet.prepare import prepare_nnunet
 from iphbench.nnunet.run import read_test_prediction, run_nnunet_fold
 from iphbench.preprocessing import restore
 from iphbench.preprocessing.store import PatchStore, PreparedSubject
+from iphbench.study.completeness import scored_protocols
 from iphbench.study.postprocess import PostprocessTable, postprocess_volumes
 from iphbench.styles import Style, parse_style
 from iphbench.training.checkpoint import load_model
@@ -71,9 +73,10 @@ class SubjectCase:
         """One voxel of the prepared grid, mL."""
         return float(np.prod(self.prepared.meta.spacing)) / 1000.0
 
-    @property
+    @functools.cached_property
     def union_origins(self) -> np.ndarray:
-        """Every patch either protocol predicts (lesion and brain patches, once each)."""
+        """Every patch either protocol predicts (lesion and brain patches, once each; computed once,
+        read by every style)."""
         return np.unique(np.concatenate([self.lesion_origins, self.brain_origins]).reshape(-1, 3), axis=0)
 
     def canonical_region(self, protocol: str) -> np.ndarray:
@@ -388,8 +391,7 @@ class NnunetBackend:
         own = orientation_of(style)
         if orientation not in (FUSED, own):
             raise ValueError(f"{style} predicts the volume as {own}; choose --views {own}")
-        runs = [r.dir for r in sorted(layout.finished_runs(style, own), key=lambda r: r.fold)]
-        model = load_nnunet(runs, device, config.nnunet.test_time_mirroring)
+        model = load_nnunet(finished_folds(layout.root, style), device, config.nnunet.test_time_mirroring)
         return _NnunetPredictor(model, layout, style, own, device)
 
 
@@ -421,7 +423,7 @@ def load_case(
         "paper": _region_of(lesion_origins, padded, size),
         "full": np.asarray(prepared.brain, dtype=bool),
     }
-    protocols = [p for p in config.eval.protocols if not (p == "paper" and len(lesion_origins) == 0)]
+    protocols = scored_protocols(config.eval.protocols, len(lesion_origins) > 0)
     return SubjectCase(
         subject, fold, prepared, lesion_origins, brain_origins, reference, regions, protocols, size
     )

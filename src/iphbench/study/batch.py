@@ -143,7 +143,6 @@ def _scans_in(folder: Path, exclude: Path | None) -> list[ScanInput]:
 
 def manifest_inputs(csv: Path) -> list[ScanInput]:
     """The ``subject`` and ``image`` columns of a cohort manifest (paths relative to its folder)."""
-
     try:
         df = load_cohort(csv)
     except CohortError as exc:
@@ -327,7 +326,6 @@ def predict_one(
         The scan's row of ``predictions.csv`` (``COLUMNS``); ``warnings`` holds what was logged
         while it was read and predicted, and the plausibility flags of its prediction.
     """
-
     if output is None and out_dir is None:
         raise ValueError("predict_one needs an output file or an output folder")
     t0 = time.perf_counter()
@@ -387,7 +385,6 @@ def _write(
     Returns:
         The summary image written, or "" without ``summary_png``.
     """
-
     if output.name.lower().endswith(".dcm"):
         params = {
             "style": predictor.style,
@@ -450,7 +447,6 @@ def predict_many(
             (:func:`iphbench.study.outputs.check_outputs`);
             nothing was written.
     """
-
     if fmt not in FORMATS:
         raise ValueError(f"unknown output format {fmt!r}; choose {', '.join(FORMATS)}")
     out_dir = Path(out_dir)

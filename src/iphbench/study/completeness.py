@@ -74,7 +74,7 @@ def scored_protocols(protocols: Sequence[str], lesion_patch: bool) -> list[str]:
 def subject_rows(cfg: StudyConfig, lesion_patch: bool) -> list[tuple[str, str, str]]:
     """The (style, orientation, protocol) rows ``evaluate`` writes for one test subject, in its order.
 
-    Styles are the study's grid (``training.grid.grid_styles``); a 2D style is scored in every
+    Styles are the study's grid (``study.grid.grid_styles``); a 2D style is scored in every
     trained view and 2.5D, an nnU-Net reference style only in the one orientation it predicts in
     (``3D`` or ``2D``, docs/nnunet.md).
     """

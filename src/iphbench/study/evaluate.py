@@ -34,7 +34,7 @@ from iphbench._files import atomic_path, atomic_write_json
 from iphbench.config import StudyConfig, config_hash, plain
 from iphbench.evaluation.scoring import SCORE_COLUMNS, score_prediction
 from iphbench.io import write_mask_like
-from iphbench.layout import StudyFolderError, StudyLayout
+from iphbench.layout import RunLayout, StudyFolderError, StudyLayout
 from iphbench.preprocessing.store import PatchStore
 from iphbench.study.backends import EvalStudy, FoldModels, SubjectCase, backend_for, load_case
 from iphbench.study.completeness import (
@@ -120,7 +120,7 @@ def evaluate_study(
 
     eval_dir = layout.eval_dir
     key = _eval_key(layout, cfg)
-    if damaged := _damaged_json(eval_dir):
+    if damaged := _damaged_json(layout):
         log.warning("%s; the evaluation cache cannot be trusted: every subject is evaluated again", damaged)
         shutil.rmtree(eval_dir)
     elif (
@@ -147,9 +147,7 @@ def evaluate_study(
     total, done = len(test), 0
     for fold in test_folds:
         fold_subjects = [
-            s
-            for s in test.loc[test["fold"] == fold, "subject"]
-            if not _trusted_cache(eval_dir, s, expected[s])
+            s for s in test.loc[test["fold"] == fold, "subject"] if not _trusted_cache(layout, s, expected[s])
         ]
         done += int((test["fold"] == fold).sum()) - len(fold_subjects)
         if not fold_subjects:
@@ -158,9 +156,10 @@ def evaluate_study(
             style: backend_for(style).load_fold(opened, style, fold) for style in styles
         }
         for subject in fold_subjects:
-            case = load_case(layout, cfg, store, subjects_table.loc[subject], subject, fold)
+            info = subjects_table.loc[subject]
+            case = load_case(layout, cfg, store, info, subject, fold)
             with torch.inference_mode():
-                rows = _evaluate_subject(layout, cfg, subjects_table.loc[subject], case, models)
+                rows = _evaluate_subject(layout, cfg, info, case, models)
             frame = pd.DataFrame(rows, columns=METRIC_COLUMNS)
             with atomic_path(layout.eval_subject(subject), suffix=".csv") as tmp:
                 frame.to_csv(tmp, index=False)
@@ -206,13 +205,13 @@ def _read_cache(path: Path, expected: list[Key], hint: str) -> pd.DataFrame:
     return df
 
 
-def _trusted_cache(eval_dir: Path, subject: str, expected: list[Key]) -> bool:
+def _trusted_cache(layout: StudyLayout, subject: str, expected: list[Key]) -> bool:
     """Whether ``eval/<subject>.csv`` can be used as it is; a damaged one is deleted so the subject is scored again.
 
     A cache cut by a copy or a sync tool would otherwise end up in metrics.csv as a subject with
     fewer rows, or with a half row, and the statistics would run on it.
     """
-    path = StudyLayout(eval_dir.parent).eval_subject(subject)
+    path = layout.eval_subject(subject)
     if not path.exists():
         return False
     try:
@@ -224,14 +223,13 @@ def _trusted_cache(eval_dir: Path, subject: str, expected: list[Key]) -> bool:
     return True
 
 
-def _damaged_json(eval_dir: Path) -> str:
+def _damaged_json(layout: StudyLayout) -> str:
     """The problem with ``eval/key.json`` or ``eval/postprocess.json`` when one exists but does not parse, else "".
 
     Without a readable key the caches cannot be matched with the checkpoints; without the chosen
     post-processing volumes the cached scores cannot be tied to the ones applied.
     """
-    for name in ("key.json", "postprocess.json"):
-        path = eval_dir / name
+    for path in (layout.eval_key, layout.postprocess_json):
         if not path.exists():
             continue
         try:
@@ -252,7 +250,7 @@ def _load_config(layout: StudyLayout) -> StudyConfig:
     return cfg
 
 
-def _check_runs(runs: list) -> None:
+def _check_runs(runs: list[RunLayout]) -> None:
     missing = [str(r) for r in runs if not r.finished]
     if missing:
         shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")

@@ -164,8 +164,9 @@ def open_study(config: StudyConfig) -> Path:
     """
     layout = StudyLayout(config.out)
     layout.root.mkdir(parents=True, exist_ok=True)
+    check_study(layout.root, config)  # refuses another config or version
     digest = study_hash(config)
-    if not check_study(layout.root, config) or (_read_marker(layout) or {}).get("config_hash") != digest:
+    if (_read_marker(layout) or {}).get("config_hash") != digest:  # none yet, or the pre-issue-20 hash
         atomic_write_json(layout.study_json, {"iphbench": iphbench.__version__, "config_hash": digest})
     config.save(layout.config_yaml)
     return layout.root

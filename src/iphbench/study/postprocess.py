@@ -130,7 +130,6 @@ def postprocess_volumes(
     ``min_component_ml``, or with ``"auto"`` the volume chosen on the fold's validation
     subjects (:func:`choose_min_component_ml`), computed once and kept in ``table``.
     """
-
     setting = cfg.train.iphbench.min_component_ml
     out: dict[str, float] = {}
     auto: list[str] = []
